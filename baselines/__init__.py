@@ -1,0 +1,1 @@
+"""Baseline memorization policies and the controls (blind, oracle)."""

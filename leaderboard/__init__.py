@@ -1,0 +1,1 @@
+"""Static leaderboard builder (lands in a later issue)."""

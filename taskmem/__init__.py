@@ -1,0 +1,1 @@
+"""TaskMem: the reference task-focused memorization policy (trainer lands in a later issue)."""

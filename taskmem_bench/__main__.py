@@ -1,0 +1,5 @@
+import sys
+
+from taskmem_bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""The ``taskmem-bench`` command: run, report, list.
+
+Exit codes: 0 success; 1 the run finished but some streams or questions failed (see the
+summary); 2 the command could not start (unknown name, malformed option, unusable run dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
+from taskmem_bench.plugins import UnknownPluginError
+from taskmem_bench.policy import available_policies, load_policy
+from taskmem_bench.provenance import build_manifest
+from taskmem_bench.readers import available_readers
+from taskmem_bench.results import RunExistsError, find_summaries
+from taskmem_bench.runner import RunOutcome, StreamingRunner
+from taskmem_bench.taskconfig import (
+    ConfigError,
+    available_tasks,
+    load_task,
+    parse_override,
+)
+
+REPORT_FIELDS = (
+    "task", "policy", "reader", "n", "acc", "acc_ci_low", "acc_ci_high", "cov", "cov_ci_low",
+    "cov_ci_high", "prec", "prec_ci_low", "prec_ci_high", "parse_failures", "failed",
+)
+
+out = Console()
+err = Console(stderr=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, UnknownPluginError, RunExistsError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskmem-bench", description="Streaming multimodal memory benchmarks."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run memorization policies on a task")
+    run.add_argument("--task", required=True, help="task name (see `list tasks`) or YAML path")
+    run.add_argument("--policy", required=True, help="policy name(s), comma separated, or module:Class")
+    run.add_argument("--reader", help="reader name (default: the task's reader)")
+    run.add_argument("--out", type=Path, help="output directory (default: runs/<task>-<time>)")
+    run.add_argument("--limit", type=int, help="only the first N streams")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a task, dataset, policy, reader or run setting (repeatable)",
+    )
+    run.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="print the scores of finished runs")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
+    report.set_defaults(handler=_report)
+
+    listing = commands.add_parser("list", help="list tasks, policies or readers")
+    listing.add_argument("what", choices=("tasks", "policies", "readers"))
+    listing.set_defaults(handler=_list)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    task = load_task(args.task)
+    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    if not policies:
+        raise ConfigError("--policy names no policy")
+    overrides = [parse_override(text) for text in args.overrides]
+    _check_override_keys(task, policies, args.reader, overrides)
+    plans = [
+        build_plan(
+            task, p, reader=args.reader, overrides=overrides, seed=args.seed, limit=args.limit,
+            strict=False,
+        )
+        for p in policies
+    ]
+    out_root = args.out or Path("runs") / f"{task.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    err.print(f"loading dataset [bold]{task.dataset}[/] for task [bold]{task.name}[/] ...")
+    release = plans[0].adapter().load(plans[0].dataset_config)
+    if release.skipped:
+        err.print(f"[yellow]{len(release.skipped)} items skipped by the dataset adapter[/]")
+    for plan in plans:
+        plan.check_release(release)
+
+    outcomes = []
+    for plan in plans:
+        run_dir = out_root / _safe(task.name) / _safe(plan.policy_name)
+        outcomes.append(_run_one(plan, release, run_dir, resume=args.resume))
+
+    _print_table(
+        [_report_record(outcome.run_dir, outcome.summary) for outcome in outcomes],
+        title=f"{task.name} — results in {out_root}",
+    )
+    failed = [o for o in outcomes if o.summary["failed"] or o.failed_streams]
+    for outcome in failed:
+        s = outcome.summary
+        err.print(
+            f"[bold red]failures[/] in {outcome.run_dir}: {len(outcome.failed_streams)} of "
+            f"{s['streams']['total']} streams failed; failed questions by reason: {s['failures']}. "
+            f"Tracebacks are in the rows' `error` column; `--resume` retries failed streams."
+        )
+    return 1 if failed else 0
+
+
+def _check_override_keys(
+    task: Any, policies: list[str], reader: str | None, overrides: list[tuple[str, Any]]
+) -> None:
+    """With several policies a key may belong to one of them only; it must belong to some."""
+    valid: set[str] = set()
+    for name in policies:
+        for section in overridable_sections(task, load_policy(name), reader):
+            valid |= {f"{section.name}.{f}" for f in section.field_names}
+            valid |= section.field_names
+    unknown = [key for key, _ in overrides if key not in valid]
+    if unknown:
+        keys = sorted(k for k in valid if "." in k)
+        raise ConfigError(f"unknown --set key '{unknown[0]}'; valid keys: {', '.join(keys)}")
+
+
+def _run_one(plan: RunPlan, release: Any, run_dir: Path, *, resume: bool) -> RunOutcome:
+    manifest = build_manifest(plan.describe(release), command=sys.argv)
+    total = len(release.episodes[: plan.limit] if plan.limit else release.episodes)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as progress:
+        bar = progress.add_task(f"{plan.policy_name} streams", total=total)
+        runner = StreamingRunner(
+            plan, release, run_dir, on_stream_done=lambda _: progress.advance(bar)
+        )
+        outcome = runner.run(manifest, resume=resume)
+    if outcome.resumed_streams:
+        err.print(f"resumed {run_dir}: kept {outcome.resumed_streams} finished streams")
+    return outcome
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _report(args: argparse.Namespace) -> int:
+    found = find_summaries(args.run_dir)
+    if not found:
+        raise ConfigError(f"no finished runs (summary.json) under {args.run_dir}")
+    records = [_report_record(path, summary) for path, summary in found]
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+    elif args.format == "csv":
+        print(pl.DataFrame(records).write_csv(), end="")
+    elif args.format == "markdown":
+        print(_markdown(records))
+    else:
+        _print_table(records, title=str(args.run_dir))
+    return 0
+
+
+def _report_record(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    return {key: summary.get(key) for key in REPORT_FIELDS} | {"run_dir": str(run_dir)}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _with_ci(record: dict[str, Any], key: str) -> str:
+    low, high = record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
+    ci = f" [{_pct(low)}, {_pct(high)}]" if low is not None and high is not None else ""
+    return _pct(record[key]) + ci
+
+
+def _display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["task", "policy", "reader", "n", "Acc [95% CI]", "Cov [95% CI]", "Prec [95% CI]", "failed"]
+    rows = [
+        [
+            r["task"], r["policy"], r["reader"], str(r["n"]), _with_ci(r, "acc"),
+            _with_ci(r, "cov"), _with_ci(r, "prec"), str(r["failed"]),
+        ]
+        for r in records
+    ]
+    return header, rows
+
+
+def _print_table(records: list[dict[str, Any]], title: str) -> None:
+    header, rows = _display_rows(records)
+    table = Table(title=title, title_justify="left")
+    for column in header:
+        table.add_column(column, justify="right" if column[0].isupper() or column in ("n", "failed") else "left")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _markdown(records: list[dict[str, Any]]) -> str:
+    header, rows = _display_rows(records)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.what == "tasks":
+        for name in available_tasks():
+            print(f"{name}\t{load_task(name).description}")
+    elif args.what == "policies":
+        for name, target in sorted(available_policies().items()):
+            print(f"{name}\t{target}")
+    else:
+        for name, target in sorted(available_readers().items()):
+            print(f"{name}\t{target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

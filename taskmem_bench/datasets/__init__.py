@@ -1,0 +1,26 @@
+"""Dataset adapters: each turns a release on disk into :class:`~taskmem_bench.schema.Episode` s."""
+
+from __future__ import annotations
+
+import importlib
+
+from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, SkippedItem
+from taskmem_bench.plugins import UnknownPluginError
+
+_ADAPTERS = {
+    "mini": "taskmem_bench.datasets.mini:MiniDataset",
+}
+
+
+def available_datasets() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def load_adapter(name: str) -> type[DatasetAdapter]:
+    if name not in _ADAPTERS:
+        raise UnknownPluginError("dataset", name, available_datasets())
+    module, _, attr = _ADAPTERS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+__all__ = ["DatasetAdapter", "DatasetRelease", "SkippedItem", "available_datasets", "load_adapter"]

@@ -1,0 +1,186 @@
+"""Memory: what policies write, how it is stored, cut at a time, rendered and measured.
+
+The store is append-only and stamps each entry with the end of the clip it was written from.
+Because clips arrive in time order, the snapshot at time ``t`` is always a prefix of the log,
+so a per-question row can reference its snapshot by (entry count, digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from taskmem_bench.schema import MemoryBudget
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Tokenizer-free token count: words and punctuation marks.
+
+    Model tokenizers differ; a fixed count keeps memory sizes comparable across policies.
+    English prose gives roughly 1.1-1.3 of these per word.
+    """
+    return len(_TOKEN.findall(text))
+
+
+def truncate_tokens(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` with at most ``limit`` tokens."""
+    if limit <= 0:
+        return ""
+    matches = list(_TOKEN.finditer(text))
+    if len(matches) <= limit:
+        return text
+    return text[: matches[limit - 1].end()]
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One memory item written by a policy about the time span ``[t_start, t_end]``."""
+
+    t_start: float
+    t_end: float
+    text: str
+    kind: str = "description"
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"meta": dict(self.meta)}
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as the store keeps it: stamped with the end of the clip that produced it."""
+
+    written_at: float
+    clip_index: int
+    entry: MemoryEntry
+
+    def to_json(self) -> dict[str, Any]:
+        return {"written_at": self.written_at, "clip_index": self.clip_index, **self.entry.to_json()}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> StoredEntry:
+        entry = MemoryEntry(
+            t_start=record["t_start"],
+            t_end=record["t_end"],
+            text=record["text"],
+            kind=record.get("kind", "description"),
+            meta=record.get("meta", {}),
+        )
+        return cls(written_at=record["written_at"], clip_index=record["clip_index"], entry=entry)
+
+
+def render_time(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    """The memory of one stream as it stood at time ``t``."""
+
+    stream_id: str
+    t: float
+    entries: tuple[MemoryEntry, ...]
+
+    def render(self) -> str:
+        """The paper's rendering: ``HH:MM:SS-HH:MM:SS`` then the text, one block per entry."""
+        return "\n\n".join(
+            f"{render_time(e.t_start)}-{render_time(e.t_end)}\n{e.text}"
+            for e in sorted(self.entries, key=lambda e: (e.t_start, e.t_end))
+        )
+
+    @property
+    def n_chars(self) -> int:
+        return sum(len(e.text) for e in self.entries)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(count_tokens(e.text) for e in self.entries)
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps([e.to_json() for e in self.entries], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class WriteReport:
+    """What the budget did to one clip's writes."""
+
+    written_tokens: int = 0
+    dropped_tokens: int = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.dropped_tokens > 0
+
+
+class MemoryStore:
+    """Append-only memory of one stream, with the task's budget enforced on every write."""
+
+    def __init__(self, stream_id: str, budget: MemoryBudget = MemoryBudget()) -> None:
+        self.stream_id = stream_id
+        self.budget = budget
+        self._log: list[StoredEntry] = []
+        self._last_written_at = float("-inf")
+        self.dropped_tokens = 0
+
+    @property
+    def log(self) -> tuple[StoredEntry, ...]:
+        return tuple(self._log)
+
+    def write(self, clip_index: int, clip_end: float, entries: Iterable[MemoryEntry]) -> WriteReport:
+        """Append the entries written from the clip that ended at ``clip_end``.
+
+        Entries beyond the budget are truncated (the one crossing the cap) or dropped (the rest);
+        the dropped token count is reported so rows can flag it.
+        """
+        if clip_end < self._last_written_at:
+            raise ValueError(
+                f"stream {self.stream_id}: clip ending at {clip_end} written after one ending at "
+                f"{self._last_written_at}; memory is append-only in time order"
+            )
+        self._last_written_at = clip_end
+        allowance = self._allowance(clip_end)
+        report = WriteReport()
+        for entry in entries:
+            if not isinstance(entry, MemoryEntry):
+                raise TypeError(f"policies must write MemoryEntry objects, got {type(entry).__name__}")
+            tokens = count_tokens(entry.text)
+            room = allowance - report.written_tokens
+            if tokens > room:
+                report.dropped_tokens += tokens - max(room, 0)
+                if room <= 0:
+                    continue
+                entry = MemoryEntry(
+                    entry.t_start, entry.t_end, truncate_tokens(entry.text, room), entry.kind,
+                    {**entry.meta, "truncated": True},
+                )
+                tokens = room
+            report.written_tokens += tokens
+            self._log.append(StoredEntry(clip_end, clip_index, entry))
+        self.dropped_tokens += report.dropped_tokens
+        return report
+
+    def _allowance(self, clip_end: float) -> float:
+        allowance = float("inf")
+        if self.budget.tokens_per_clip is not None:
+            allowance = self.budget.tokens_per_clip
+        if self.budget.tokens_per_minute is not None:
+            recent = sum(
+                count_tokens(s.entry.text) for s in self._log if s.written_at > clip_end - 60.0
+            )
+            allowance = min(allowance, max(self.budget.tokens_per_minute - recent, 0))
+        return allowance
+
+    def snapshot(self, t: float) -> MemorySnapshot:
+        """Entries written from clips that ended at or before ``t``."""
+        return MemorySnapshot(
+            self.stream_id, t, tuple(s.entry for s in self._log if s.written_at <= t)
+        )

@@ -1,0 +1,167 @@
+"""A run plan: the task, policy, reader and settings of one run, resolved and validated.
+
+Everything that can change a run's rows is in the plan; its description is hashed into the
+manifest, and a run directory resumes only under the same hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import taskmem_bench
+from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
+from taskmem_bench.policy import Policy, load_policy
+from taskmem_bench.readers import Reader, load_reader
+from taskmem_bench.schema import MemoryBudget
+from taskmem_bench.taskconfig import (
+    ConfigError,
+    Overridable,
+    RunSettings,
+    SideChannels,
+    StreamSettings,
+    TaskConfig,
+    apply_overrides,
+    check_side_channels,
+    config_hash,
+)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    task: TaskConfig
+    adapter: type[DatasetAdapter]
+    dataset_config: Any
+    policy_name: str
+    policy_cls: type[Policy]
+    policy_config: Any
+    reader_name: str
+    reader_cls: type[Reader]
+    reader_config: Any
+    seed: int = 0
+    limit: int | None = None
+    settings: RunSettings = RunSettings()
+
+    def make_policy(self) -> Policy:
+        return self.policy_cls(self.policy_config, seed=self.seed)
+
+    def make_reader(self) -> Reader:
+        return self.reader_cls(self.reader_config, seed=self.seed)
+
+    def check_release(self, release: DatasetRelease) -> None:
+        if self.policy_cls.privileged and not release.synthetic:
+            raise ConfigError(
+                f"policy '{self.policy_name}' is privileged (it reads ground truth) and runs only "
+                f"on synthetic tasks; task '{self.task.name}' uses real data"
+            )
+
+    def describe(self, release: DatasetRelease) -> dict[str, Any]:
+        """The manifest's plan section; hashed to decide whether a run may be resumed."""
+        return {
+            "package": {"name": "taskmem-bench", "version": taskmem_bench.__version__},
+            "task": {"name": self.task.name, "config": self.task.to_dict(), "hash": self.task.hash},
+            "dataset": {
+                "name": release.name,
+                "revision": release.revision,
+                "synthetic": release.synthetic,
+                "config": _as_dict(self.dataset_config),
+                "files_hash": config_hash(dict(release.files)),
+                "files": dict(release.files),
+                "skipped": [dataclasses.asdict(s) for s in release.skipped],
+            },
+            "policy": {
+                "name": self.policy_name,
+                "class": _qualname(self.policy_cls),
+                "version": self.policy_cls.version,
+                "privileged": self.policy_cls.privileged,
+                "config": _as_dict(self.policy_config),
+            },
+            "reader": {
+                "name": self.reader_name,
+                "class": _qualname(self.reader_cls),
+                "version": self.reader_cls.version,
+                "prompt_hash": self.reader_cls.prompt_hash(),
+                "config": _as_dict(self.reader_config),
+            },
+            "judge": None,
+            "seed": self.seed,
+            "limit": self.limit,
+            "side_channels": _as_dict(self.task.side_channels),
+            "memory_budget": _as_dict(self.task.memory),
+            "run": _as_dict(self.settings),
+        }
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _as_dict(config: Any) -> Any:
+    if dataclasses.is_dataclass(config):
+        return {f.name: _as_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple):
+        return [_as_dict(v) for v in config]
+    if isinstance(config, Mapping):
+        return {k: _as_dict(v) for k, v in config.items()}
+    return config
+
+
+def overridable_sections(
+    task: TaskConfig, policy_cls: type[Policy], reader: str | None
+) -> list[Overridable]:
+    """The settings sections ``--set`` can reach for this task, policy and reader choice."""
+    reader_cls = load_reader(reader or task.reader)
+    return [
+        Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
+        Overridable("stream", StreamSettings, _as_dict(task.stream)),
+        Overridable("side_channels", SideChannels, _as_dict(task.side_channels)),
+        Overridable("memory", MemoryBudget, _as_dict(task.memory)),
+        Overridable("policy", policy_cls.Config, {}),
+        Overridable("reader", reader_cls.Config, dict(task.reader_args) if reader is None else {}),
+        Overridable("run", RunSettings, {}),
+    ]
+
+
+def build_plan(
+    task: TaskConfig,
+    policy: str,
+    *,
+    reader: str | None = None,
+    overrides: Iterable[tuple[str, Any]] = (),
+    seed: int = 0,
+    limit: int | None = None,
+    strict: bool = True,
+) -> RunPlan:
+    """Resolve names to classes and apply ``--set`` overrides to every section that has the key."""
+    policy_cls = load_policy(policy)
+    reader_name = reader or task.reader
+    sections = overridable_sections(task, policy_cls, reader)
+    resolved = apply_overrides(sections, overrides, strict=strict)
+    task = dataclasses.replace(
+        task,
+        dataset_args=_as_dict(resolved["dataset"]),
+        stream=resolved["stream"],
+        side_channels=resolved["side_channels"],
+        memory=resolved["memory"],
+        reader=reader_name,
+        reader_args=_as_dict(resolved["reader"]),
+    )
+    check_side_channels(task)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    return RunPlan(
+        task=task,
+        adapter=load_adapter(task.dataset),
+        dataset_config=resolved["dataset"],
+        policy_name=policy,
+        policy_cls=policy_cls,
+        policy_config=resolved["policy"],
+        reader_name=reader_name,
+        reader_cls=load_reader(reader_name),
+        reader_config=resolved["reader"],
+        seed=seed,
+        limit=limit,
+        settings=resolved["run"],
+    )

@@ -1,0 +1,38 @@
+"""Plugin lookup shared by policies and readers: entry points, or a ``module:Class`` path."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+
+class UnknownPluginError(LookupError):
+    """A name that is neither a registered plugin nor an importable ``module:Class`` path."""
+
+    def __init__(self, kind: str, name: str, choices: list[str], detail: str = "") -> None:
+        self.kind, self.name, self.choices = kind, name, choices
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"unknown {kind} '{name}'{extra}; choose from: {', '.join(choices)}")
+
+
+def registered(group: str) -> dict[str, str]:
+    """Registered plugin names mapped to their ``module:attr`` targets."""
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+def load(group: str, kind: str, name: str) -> type:
+    """The class registered as ``name`` in ``group``, or imported from a ``module:Class`` path."""
+    targets = registered(group)
+    target = targets.get(name)
+    if target is None and ":" not in name:
+        raise UnknownPluginError(kind, name, sorted(targets))
+    module_name, _, attr = (target or name).partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownPluginError(kind, name, sorted(targets), f"cannot import: {exc}") from exc
+    if not isinstance(obj, type):
+        raise UnknownPluginError(kind, name, sorted(targets), "not a class")
+    return obj

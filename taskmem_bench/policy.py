@@ -1,0 +1,82 @@
+"""The memorization-policy plugin contract and its registry.
+
+A policy sees a stream the way a deployed agent would: metadata first (no questions), then clips
+in time order, possibly batched with clips of other streams so one model call serves many
+streams. It answers each batch with memory entries. After a question has been answered it may
+get a :class:`TaskNotice` (the question, never its answer).
+
+Register a policy under the entry-point group ``taskmem_bench.policies``::
+
+    [project.entry-points."taskmem_bench.policies"]
+    my-policy = "my_package.policy:MyPolicy"
+
+or pass ``--policy my_package.policy:MyPolicy`` for an unpublished one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from taskmem_bench.memory import MemoryEntry
+from taskmem_bench.plugins import load, registered
+from taskmem_bench.schema import Clip, StreamInfo, TaskNotice
+
+ENTRY_POINT_GROUP = "taskmem_bench.policies"
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Config of a policy that takes no settings."""
+
+
+class Policy(ABC):
+    """Base class of memorization policies.
+
+    Contract with the runner:
+
+    * ``start_stream`` is called once per stream before any of its clips;
+    * ``observe`` gets at most one clip per stream per call, each stream's clips in time order,
+      and returns one list of entries per clip, in the same order;
+    * if ``observe`` raises, the runner retries the batch one clip at a time to find the failing
+      stream, so a policy must not commit per-stream state for a batch that raises;
+    * ``notice`` and ``end_stream`` are optional hooks.
+
+    Subclasses set ``name`` and ``version``, and ``Config`` to a frozen dataclass of settings
+    (``--set key=value`` on the command line fills it).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "0"
+    Config: ClassVar[type] = NoConfig
+    privileged: ClassVar[bool] = False
+    """Privileged policies (the oracle control) receive ground-truth facts; synthetic tasks only."""
+
+    def __init__(self, config: Any = None, *, seed: int = 0) -> None:
+        self.config = config if config is not None else self.Config()
+        self.seed = seed
+
+    @abstractmethod
+    def start_stream(self, info: StreamInfo) -> None: ...
+
+    @abstractmethod
+    def observe(self, clips: Sequence[Clip]) -> Sequence[Sequence[MemoryEntry]]: ...
+
+    def notice(self, notice: TaskNotice) -> None:
+        """A question on this stream was just answered; its text, options and category."""
+
+    def end_stream(self, stream_id: str) -> None:
+        """The stream is over; release its state."""
+
+
+def available_policies() -> dict[str, str]:
+    return registered(ENTRY_POINT_GROUP)
+
+
+def load_policy(name: str) -> type[Policy]:
+    cls = load(ENTRY_POINT_GROUP, "policy", name)
+    if not issubclass(cls, Policy):
+        raise TypeError(f"policy '{name}' resolves to {cls.__name__}, which is not a Policy")
+    return cls

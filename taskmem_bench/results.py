@@ -1,0 +1,210 @@
+"""Result tables and the run directory: per-question rows, memory logs, summary, manifest.
+
+A run directory holds one (task, policy) run::
+
+    manifest.json      provenance (see provenance.py); written first
+    parts/NNNNNN.parquet         rows of a finished stream (``.failed.parquet``: a failed one)
+    memory/NNNNNN.jsonl          the stream's memory log (the snapshot a row used is a prefix)
+    rows.parquet       all rows, merged from the parts when the run ends
+    summary.json       scores, breakdowns, failures, memory size and timing
+
+Every file is written to a temporary name and renamed into place, so a killed run leaves only
+whole files; a resumed run keeps finished streams' parts and recomputes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from taskmem_bench.memory import StoredEntry
+from taskmem_bench.scoring.metrics import score, score_by
+
+ROW_SCHEMA: dict[str, Any] = {
+    "task": pl.String,
+    "policy": pl.String,
+    "reader": pl.String,
+    "stream_id": pl.String,
+    "question_id": pl.String,
+    "category": pl.String,
+    "ask_time": pl.Float64,
+    "evidence_delay": pl.Float64,
+    "memory_entries": pl.Int64,
+    "memory_tokens": pl.Int64,
+    "memory_chars": pl.Int64,
+    "memory_digest": pl.String,
+    "budget_dropped_tokens": pl.Int64,
+    "raw_output": pl.String,
+    "parsed": pl.String,
+    "extraction": pl.String,
+    "gold": pl.String,
+    "correct": pl.Boolean,
+    "abstained": pl.Boolean,
+    "parse_failed": pl.Boolean,
+    "failure": pl.String,
+    "error": pl.String,
+    "tags": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class QuestionRow:
+    """One answered (or failed) question. ``memory_entries``/``memory_digest`` reference the
+    snapshot the reader saw: the first ``memory_entries`` entries of the stream's memory log."""
+
+    task: str
+    policy: str
+    reader: str
+    stream_id: str
+    question_id: str
+    category: str
+    ask_time: float
+    evidence_delay: float | None
+    memory_entries: int
+    memory_tokens: int
+    memory_chars: int
+    memory_digest: str | None
+    budget_dropped_tokens: int
+    raw_output: str | None
+    parsed: str | None
+    extraction: str | None
+    gold: str
+    correct: bool
+    abstained: bool
+    parse_failed: bool
+    failure: str | None
+    error: str | None
+    tags: str
+
+
+def rows_frame(rows: Iterable[QuestionRow]) -> pl.DataFrame:
+    return pl.DataFrame([asdict(r) for r in rows], schema=ROW_SCHEMA)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
+
+
+def write_parquet(path: Path, frame: pl.DataFrame) -> None:
+    _atomic_write(path, lambda tmp: frame.write_parquet(tmp))
+
+
+class RunExistsError(RuntimeError):
+    """The output directory already holds a run that may not be overwritten or resumed."""
+
+
+class RunDir:
+    """The files of one (task, policy) run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.manifest_path = self.path / "manifest.json"
+        self.rows_path = self.path / "rows.parquet"
+        self.summary_path = self.path / "summary.json"
+        self.parts = self.path / "parts"
+        self.memory = self.path / "memory"
+
+    def open(self, manifest: Mapping[str, Any], *, resume: bool) -> dict[int, bool]:
+        """Start or resume the run; returns finished stream indices mapped to "failed".
+
+        A resumed run must have been started with the same plan (``manifest["plan_hash"]``);
+        a run directory is never silently reused.
+        """
+        if self.manifest_path.exists():
+            if not resume:
+                raise RunExistsError(
+                    f"{self.path} already holds a run; pass --resume to continue it, "
+                    "or choose another --out"
+                )
+            previous = json.loads(self.manifest_path.read_text())
+            if previous.get("plan_hash") != manifest["plan_hash"]:
+                raise RunExistsError(
+                    f"cannot resume {self.path}: it was started with a different plan "
+                    f"({_plan_difference(previous, manifest)}); choose another --out"
+                )
+        write_json(self.manifest_path, manifest)
+        return self.finished_streams()
+
+    def finished_streams(self) -> dict[int, bool]:
+        finished: dict[int, bool] = {}
+        for part in self.parts.glob("*.parquet") if self.parts.exists() else ():
+            index, _, kind = part.name.partition(".")
+            finished[int(index)] = kind == "failed.parquet"
+        return finished
+
+    def write_stream(
+        self, index: int, rows: Sequence[QuestionRow], log: Sequence[StoredEntry], *, failed: bool
+    ) -> None:
+        """Persist one finished stream: memory log first, then its rows (the commit point)."""
+        memory_path = self.memory / f"{index:06d}.jsonl"
+        lines = "".join(json.dumps(s.to_json(), sort_keys=True) + "\n" for s in log)
+        _atomic_write(memory_path, lambda tmp: tmp.write_text(lines))
+        for stale in self.parts.glob(f"{index:06d}.*") if self.parts.exists() else ():
+            stale.unlink()
+        suffix = "failed.parquet" if failed else "parquet"
+        write_parquet(self.parts / f"{index:06d}.{suffix}", rows_frame(rows))
+
+    def merged_rows(self) -> pl.DataFrame:
+        parts = sorted(self.parts.glob("*.parquet")) if self.parts.exists() else []
+        if not parts:
+            return rows_frame([])
+        return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
+
+    def memory_log(self, index: int) -> list[StoredEntry]:
+        path = self.memory / f"{index:06d}.jsonl"
+        return [StoredEntry.from_json(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    keys = ("task", "dataset", "policy", "reader", "seed", "run", "package")
+    changed = [k for k in keys if old.get(k) != new.get(k)]
+    return "differs in " + ", ".join(changed) if changed else "differs"
+
+
+def summarize(rows: pl.DataFrame, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Scores over all rows and per category, failure counts, and ``extra`` (identity, timing)."""
+    overall = score(
+        rows["correct"].to_list(),
+        rows["abstained"].to_list(),
+        rows["stream_id"].to_list(),
+        parse_failed=rows["parse_failed"].to_list(),
+        failed=rows["failure"].is_not_null().to_list(),
+    )
+    failures = (
+        rows.filter(pl.col("failure").is_not_null())
+        .group_by("failure")
+        .len()
+        .sort("failure")
+    )
+    return {
+        **extra,
+        **overall.to_dict(),
+        "by_category": {k: v.to_dict() for k, v in sorted(score_by(rows, "category").items())},
+        "failures": dict(zip(failures["failure"].to_list(), failures["len"].to_list())),
+    }
+
+
+def find_summaries(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every run under ``root`` (itself included) that has finished and written a summary."""
+    root = Path(root)
+    found = sorted(root.rglob("summary.json")) if root.is_dir() else []
+    return [(p.parent, json.loads(p.read_text())) for p in found]

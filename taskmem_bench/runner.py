@@ -1,0 +1,383 @@
+"""The streaming runtime: many streams in flight, clips in time order, questions at their time.
+
+Each stream has a causal *schedule*: its clips (decoded once, in order, cut at every ask time)
+interleaved with its questions. A question is answered from the memory snapshot at its
+``ask_time`` before any later clip of its stream reaches the policy; the policy then gets a
+task notice. Streams advance in lockstep rounds so that the policy sees batches holding one
+clip from each of up to ``batch_size`` streams, which keeps a GPU backend busy.
+
+A failing policy, decoder or reader costs only the stream (or question) it failed on: the
+failure is recorded with its traceback and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskmem_bench.datasets import DatasetRelease
+from taskmem_bench.media import iter_clips
+from taskmem_bench.memory import MemoryStore, StoredEntry, count_tokens
+from taskmem_bench.plan import RunPlan
+from taskmem_bench.policy import Policy
+from taskmem_bench.readers import Reader, ReaderInput, ReaderOutput
+from taskmem_bench.results import QuestionRow, RunDir, summarize, write_json, write_parquet
+from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
+from taskmem_bench.scoring.verdict import judge_choice
+
+
+def schedule(episode: Episode, plan: RunPlan) -> Iterator[Clip | Question]:
+    """The causal order of one stream: each question right after the last clip ending at or
+    before its ask time, and before the first clip after it."""
+    stream = episode.stream
+    questions = deque(sorted(stream.questions, key=lambda q: q.ask_time))
+    clips = iter_clips(
+        stream,
+        clip_seconds=plan.task.stream.clip_seconds,
+        sample_fps=plan.task.stream.sample_fps,
+        cuts=sorted({q.ask_time for q in questions}),
+        channels=plan.task.side_channels.allowed,
+        max_side=plan.task.stream.max_side,
+    )
+    for clip in clips:
+        while questions and questions[0].ask_time <= clip.t_start:
+            yield questions.popleft()
+        yield clip
+        while questions and questions[0].ask_time <= clip.t_end:
+            yield questions.popleft()
+    yield from questions
+
+
+@dataclass
+class _Stream:
+    """A stream in flight."""
+
+    index: int
+    episode: Episode
+    store: MemoryStore
+    items: Iterator[Clip | Question]
+    pending: Clip | None = None
+    exhausted: bool = False
+    failure: tuple[str, str] | None = None
+    rows: list[QuestionRow] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.episode.stream.id
+
+    @property
+    def done(self) -> bool:
+        return self.failure is not None or (self.exhausted and self.pending is None)
+
+
+@dataclass
+class Timing:
+    clips: int = 0
+    frames: int = 0
+    questions: int = 0
+    decode_s: float = 0.0
+    observe_s: float = 0.0
+    read_s: float = 0.0
+
+    def as_dict(self, wall_s: float) -> dict[str, float]:
+        return {
+            "clips": self.clips,
+            "frames": self.frames,
+            "questions": self.questions,
+            "decode_s": round(self.decode_s, 3),
+            "observe_s": round(self.observe_s, 3),
+            "read_s": round(self.read_s, 3),
+            "wall_s": round(wall_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+    failed_streams: tuple[str, ...]
+    resumed_streams: int
+
+
+class StreamingRunner:
+    """Runs one policy over one dataset release into one run directory."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        release: DatasetRelease,
+        run_dir: Path,
+        *,
+        policy: Policy | None = None,
+        reader: Reader | None = None,
+        on_stream_done: Callable[[str], None] = lambda stream_id: None,
+    ) -> None:
+        plan.check_release(release)
+        self.plan = plan
+        self.release = release
+        self.episodes = release.episodes[: plan.limit] if plan.limit else release.episodes
+        self.run_dir = RunDir(run_dir)
+        self.policy = policy or plan.make_policy()
+        self.reader = reader or plan.make_reader()
+        self.on_stream_done = on_stream_done
+        self.timing = Timing()
+
+    def run(self, manifest: dict[str, Any], *, resume: bool = False) -> RunOutcome:
+        started = time.perf_counter()
+        finished = self.run_dir.open(manifest, resume=resume)
+        kept = {i for i, failed in finished.items() if not failed}
+        queue = deque(
+            (i, episode) for i, episode in enumerate(self.episodes) if i not in kept
+        )
+        active: list[_Stream] = []
+        while queue or active:
+            while queue and len(active) < self.plan.settings.streams_in_flight:
+                active.append(self._start(*queue.popleft()))
+            self._round(active)
+            for stream in [s for s in active if s.done]:
+                self._finish(stream)
+                active.remove(stream)
+        summary = self._summarize(time.perf_counter() - started)
+        failed = tuple(
+            self.episodes[i].stream.id
+            for i, was_failed in sorted(self.run_dir.finished_streams().items())
+            if was_failed
+        )
+        return RunOutcome(self.run_dir.path, summary, failed, resumed_streams=len(kept))
+
+    # -- one round: advance every stream to its next clip, answer what is due, observe a batch
+
+    def _round(self, active: list[_Stream]) -> None:
+        due: list[tuple[_Stream, Question]] = []
+        for stream in active:
+            if not stream.done and stream.pending is None:
+                self._advance(stream, due)
+        self._answer(due)
+        ready = [s for s in active if s.pending is not None and s.failure is None]
+        size = self.plan.settings.batch_size
+        for start in range(0, len(ready), size):
+            self._observe(ready[start : start + size])
+
+    def _start(self, index: int, episode: Episode) -> _Stream:
+        stream = episode.stream
+        state = _Stream(
+            index=index,
+            episode=episode,
+            store=MemoryStore(stream.id, self.plan.task.memory),
+            items=schedule(episode, self.plan),
+        )
+        info = StreamInfo(
+            stream_id=stream.id,
+            fps=stream.fps,
+            duration=stream.duration,
+            clip_seconds=self.plan.task.stream.clip_seconds,
+            sample_fps=self.plan.task.stream.sample_fps,
+            side_channels=tuple(self.plan.task.side_channels.allowed),
+            budget=self.plan.task.memory,
+            facts=episode.facts if self.plan.policy_cls.privileged else (),
+        )
+        try:
+            self.policy.start_stream(info)
+        except Exception:
+            state.failure = ("policy_error", traceback.format_exc())
+        return state
+
+    def _advance(self, stream: _Stream, due: list[tuple[_Stream, Question]]) -> None:
+        """Pull the stream's schedule up to its next clip, collecting the questions due first."""
+        began = time.perf_counter()
+        try:
+            for item in stream.items:
+                if isinstance(item, Question):
+                    due.append((stream, item))
+                    continue
+                stream.pending = item
+                return
+            stream.exhausted = True
+        except Exception:
+            stream.failure = ("media_error", traceback.format_exc())
+        finally:
+            self.timing.decode_s += time.perf_counter() - began
+
+    def _answer(self, due: list[tuple[_Stream, Question]]) -> None:
+        if not due:
+            return
+        inputs = [
+            ReaderInput(q.text, q.options, s.store.snapshot(q.ask_time), q.scoring.kind)
+            for s, q in due
+        ]
+        began = time.perf_counter()
+        outputs = _call_isolating(self.reader.answer, inputs, "answer()")
+        self.timing.read_s += time.perf_counter() - began
+        for (stream, question), request, output in zip(due, inputs, outputs, strict=True):
+            stream.rows.append(self._row(stream, question, request, output))
+            self.timing.questions += 1
+            notice = TaskNotice(
+                stream.id, question.id, question.ask_time, question.text, question.options,
+                question.category,
+            )
+            try:
+                self.policy.notice(notice)
+            except Exception:
+                stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+
+    def _observe(self, batch: list[_Stream]) -> None:
+        clips = [s.pending for s in batch]
+        began = time.perf_counter()
+        results = _call_isolating(self.policy.observe, clips, "observe()")
+        self.timing.observe_s += time.perf_counter() - began
+        for stream, clip, result in zip(batch, clips, results, strict=True):
+            stream.pending = None
+            if isinstance(result, BaseException):
+                stream.failure = ("policy_error", _format(result))
+                continue
+            try:
+                stream.store.write(clip.index, clip.t_end, result)
+            except Exception:
+                stream.failure = ("policy_error", traceback.format_exc())
+                continue
+            self.timing.clips += 1
+            self.timing.frames += len(clip.frames)
+
+    def _row(
+        self,
+        stream: _Stream,
+        question: Question,
+        request: ReaderInput | None,
+        output: ReaderOutput | BaseException | None,
+        failure: tuple[str, str] | None = None,
+    ) -> QuestionRow:
+        """The row of one question: answered (``output``), or failed with ``failure``."""
+        hidden = stream.episode.hidden[question.id]
+        ends = [span.end for span in question.evidence]
+        snapshot = request.memory if request is not None else None
+        if isinstance(output, BaseException):
+            failure = ("reader_error", _format(output))
+        verdict = (
+            judge_choice(question, hidden, output.raw) if isinstance(output, ReaderOutput) else None
+        )
+        return QuestionRow(
+            task=self.plan.task.name,
+            policy=self.plan.policy_name,
+            reader=self.plan.reader_name,
+            stream_id=stream.id,
+            question_id=question.id,
+            category=question.category,
+            ask_time=question.ask_time,
+            evidence_delay=question.ask_time - max(ends) if ends else None,
+            memory_entries=len(snapshot.entries) if snapshot else 0,
+            memory_tokens=snapshot.n_tokens if snapshot else 0,
+            memory_chars=snapshot.n_chars if snapshot else 0,
+            memory_digest=snapshot.digest if snapshot else None,
+            budget_dropped_tokens=stream.store.dropped_tokens,
+            raw_output=output.raw if isinstance(output, ReaderOutput) else None,
+            parsed=verdict.parsed if verdict else None,
+            extraction=verdict.method if verdict else None,
+            gold=hidden.gold,
+            correct=verdict.correct if verdict else False,
+            abstained=verdict.abstained if verdict else False,
+            parse_failed=verdict.parse_failed if verdict else False,
+            failure=failure[0] if failure else None,
+            error=failure[1] if failure else None,
+            tags=json.dumps(dict(question.tags), sort_keys=True),
+        )
+
+    def _finish(self, stream: _Stream) -> None:
+        stream.items.close()  # releases the decoder of a stream that stopped early
+        try:
+            self.policy.end_stream(stream.id)
+        except Exception:
+            stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+        if stream.failure is not None:
+            answered = {r.question_id for r in stream.rows}
+            for question in stream.episode.stream.questions:
+                if question.id not in answered:
+                    stream.rows.append(self._row(stream, question, None, None, stream.failure))
+        stream.rows.sort(key=lambda r: (r.ask_time, r.question_id))
+        self.run_dir.write_stream(
+            stream.index, stream.rows, stream.store.log, failed=stream.failure is not None
+        )
+        self.on_stream_done(stream.id)
+
+    def _summarize(self, wall_s: float) -> dict[str, Any]:
+        rows = self.run_dir.merged_rows()
+        write_parquet(self.run_dir.rows_path, rows)
+        finished = self.run_dir.finished_streams()
+        summary = summarize(
+            rows,
+            {
+                "task": self.plan.task.name,
+                "policy": self.plan.policy_name,
+                "reader": self.plan.reader_name,
+                "streams": {
+                    "total": len(self.episodes),
+                    "finished": len(finished),
+                    "failed": sum(finished.values()),
+                },
+                "skipped": len(self.release.skipped),
+                "memory": self._memory_size(finished),
+                "timing": self.timing.as_dict(wall_s),
+            },
+        )
+        write_json(self.run_dir.summary_path, summary)
+        return summary
+
+    def _memory_size(self, finished: dict[int, bool]) -> dict[str, float | None]:
+        """Memory written per hour of video, over streams that finished."""
+        tokens = chars = 0
+        seconds = 0.0
+        for index in finished:
+            log = self.run_dir.memory_log(index)
+            tokens += sum(count_tokens(s.entry.text) for s in log)
+            chars += sum(len(s.entry.text) for s in log)
+            seconds += self.episodes[index].stream.duration or _last_written(log)
+        hours = seconds / 3600
+        return {
+            "tokens_total": tokens,
+            "chars_total": chars,
+            "video_hours": round(hours, 4),
+            "tokens_per_hour": round(tokens / hours, 1) if hours else None,
+            "chars_per_hour": round(chars / hours, 1) if hours else None,
+        }
+
+
+def _last_written(log: Sequence[StoredEntry]) -> float:
+    return max((s.written_at for s in log), default=0.0)
+
+
+def _call_isolating(
+    fn: Callable[[list[Any]], Sequence[Any] | None], items: list[Any], what: str
+) -> list[Any]:
+    """``fn(items)``, checked to return one result per item. If it raises, ``fn`` is called on
+    each item alone, so only the items that fail on their own get the exception (returned in
+    their place) and one bad stream does not sink its batch."""
+
+    def checked(batch: list[Any]) -> list[Any]:
+        results = fn(batch)
+        if results is None or len(results) != len(batch):
+            got = "None" if results is None else f"{len(results)} results"
+            raise TypeError(f"{what} must return one result per input; got {got} for {len(batch)}")
+        return list(results)
+
+    try:
+        return checked(items)
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.extend(checked([item]))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+

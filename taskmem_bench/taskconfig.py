@@ -1,0 +1,219 @@
+"""Task configs: declarative YAML shipped in ``taskmem_bench.tasks``, plus ``--set`` overrides.
+
+A task file names a dataset adapter and its arguments, how streams are cut into clips, which
+side channels exist and which the run allows, the memory budget and the default reader::
+
+    name: mini
+    dataset: mini
+    dataset_args: {environment: mixed}
+    stream: {clip_seconds: 10, sample_fps: 2}
+    side_channels: {available: [speech], allowed: [speech]}
+    memory: {tokens_per_clip: 16}
+    reader: cpu
+
+``include: other.yaml`` merges another task file underneath (its keys are overridden).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from taskmem_bench.schema import MemoryBudget
+
+
+class ConfigError(ValueError):
+    """A task file or an override that cannot be used; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How streams are cut and sampled. The paper uses 10 s clips."""
+
+    clip_seconds: float = 10.0
+    sample_fps: float = 1.0
+    max_side: int | None = None
+
+
+@dataclass(frozen=True)
+class SideChannels:
+    """Side channels the dataset has, and the ones this run passes to policies."""
+
+    available: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Throughput knobs; they change speed, never results."""
+
+    batch_size: int = 8
+    streams_in_flight: int = 8
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    dataset: str
+    description: str = ""
+    dataset_args: Mapping[str, Any] = field(default_factory=dict)
+    stream: StreamSettings = StreamSettings()
+    side_channels: SideChannels = SideChannels()
+    memory: MemoryBudget = MemoryBudget()
+    reader: str = "cpu"
+    reader_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+
+def config_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _task_dir() -> Path:
+    return Path(str(files("taskmem_bench.tasks")))
+
+
+def available_tasks() -> list[str]:
+    return sorted(p.stem for p in _task_dir().glob("*.yaml"))
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"task file {path.name} includes itself")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"task file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"task file {path} must hold a mapping")
+    include = data.pop("include", None)
+    if include is None:
+        return data
+    base = _read_yaml(path.parent / include, (*seen, path))
+    return _deep_merge(base, data)
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    """Build the dataclass ``cls`` from ``values``, converting strings, with a readable error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    try:
+        return pydantic.TypeAdapter(cls).validate_python(dict(values))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{what}: {problems}") from None
+
+
+def load_task(name_or_path: str) -> TaskConfig:
+    """A shipped task by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = _task_dir() / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(
+                f"unknown task '{name_or_path}'; choose from: {', '.join(available_tasks())}"
+            )
+    elif not path.exists():
+        raise ConfigError(f"task file not found: {path}")
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    sections = {"stream": StreamSettings, "side_channels": SideChannels, "memory": MemoryBudget}
+    for key, cls in sections.items():
+        data[key] = validate(cls, data.get(key) or {}, f"task {path.name}: {key}")
+    task = validate(TaskConfig, data, f"task {path.name}")
+    check_side_channels(task)
+    return task
+
+
+def check_side_channels(task: TaskConfig) -> None:
+    """A run may only allow side channels the task's data has."""
+    channels = task.side_channels
+    extra = sorted(set(channels.allowed) - set(channels.available))
+    if extra:
+        raise ConfigError(
+            f"side channels {', '.join(extra)} are allowed but task {task.name} does not have "
+            f"them; available: {', '.join(channels.available) or 'none'}"
+        )
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with a YAML value (``none`` means no value)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"malformed --set '{text}'; expected key=value, e.g. --set sample_fps=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed --set '{text}': {exc}") from None
+    if isinstance(value, str) and value.lower() == "none":
+        value = None
+    return key.strip(), value
+
+
+@dataclass
+class Overridable:
+    """One settings section that ``--set`` can reach: its name and its current values."""
+
+    name: str
+    cls: type
+    values: dict[str, Any]
+
+    @property
+    def field_names(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.cls)}
+
+
+def apply_overrides(
+    sections: Iterable[Overridable], overrides: Iterable[tuple[str, Any]], *, strict: bool = True
+) -> dict[str, Any]:
+    """Apply ``--set`` pairs to the sections; returns each section's validated dataclass.
+
+    A bare key goes to every section that has a field of that name (``model`` reaches both the
+    policy and the reader); ``section.key`` reaches one. A key no section has is an error that
+    lists the valid keys, unless ``strict`` is off (the caller checked keys across several
+    plans, e.g. a key only one of several policies has).
+    """
+    sections = list(sections)
+    by_name = {s.name: s for s in sections}
+    for key, value in overrides:
+        section_name, dot, field_name = key.rpartition(".")
+        if dot:
+            targets = [by_name[section_name]] if section_name in by_name else []
+        else:
+            targets = sections
+        targets = [s for s in targets if field_name in s.field_names]
+        if not targets and strict:
+            valid = sorted(f"{s.name}.{f}" for s in sections for f in s.field_names)
+            raise ConfigError(f"unknown --set key '{key}'; valid keys: {', '.join(valid)}")
+        for section in targets:
+            section.values[field_name] = value
+    return {s.name: validate(s.cls, s.values, s.name) for s in sections}

@@ -1,0 +1,1 @@
+"""Task configs (YAML) shipped inside the wheel as ``taskmem_bench.tasks``."""

@@ -1,0 +1,238 @@
+"""The harness's guarantees: causality, memory-only answering, isolation of failures."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import SECRET, cut_release, make_plan, run_plan
+from plugins import DigestConfig, FrameDigestPolicy, SpyPolicy, SpyReader
+from videos import read_index
+
+from taskmem_bench.datasets import DatasetRelease
+from taskmem_bench.readers import ReaderInput
+from taskmem_bench.results import RunDir
+from taskmem_bench.schema import Clip, MemoryBudget, StreamInfo, TaskNotice
+from taskmem_bench.taskconfig import ConfigError
+
+
+def _rows(outcome) -> pl.DataFrame:
+    return pl.read_parquet(outcome.run_dir / "rows.parquet")
+
+
+@pytest.mark.parametrize("stream_id", ["coded-0", "coded-2"])
+def test_prefix_invariance(coded_release: DatasetRelease, tmp_path: Path, stream_id: str) -> None:
+    """The memory at each ask time is byte-identical whether the stream goes on or is cut there."""
+    plan = make_plan(FrameDigestPolicy, SpyReader)
+    full = _rows(run_plan(plan, coded_release, tmp_path / "full"))
+    episode = next(e for e in coded_release.episodes if e.stream.id == stream_id)
+    for question in episode.stream.questions:
+        cut = cut_release(coded_release, stream_id, question.ask_time)
+        rows = _rows(run_plan(plan, cut, tmp_path / f"cut-{question.ask_time}"))
+        mine = rows.filter(pl.col("question_id") == question.id)
+        theirs = full.filter(pl.col("question_id") == question.id)
+        assert mine["memory_entries"].item() > 0
+        for column in ("memory_digest", "memory_entries", "memory_tokens"):
+            assert mine[column].item() == theirs[column].item(), (question.id, column)
+
+
+def test_no_lookahead(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    """Before a question at t is answered, its stream's policy has seen every clip ending at or
+    before t, and no frame, text or clip from after t (frames verified by their pixel codes)."""
+    policy = SpyPolicy()
+    reader = SpyReader(log=policy.log)
+    run_plan(make_plan(SpyPolicy, SpyReader), coded_release, tmp_path, policy=policy, reader=reader)
+    seen: dict[str, list[Clip]] = {}
+    answered = 0
+    for kind, item in policy.log:
+        if kind == "observe":
+            clips = seen.setdefault(item.stream_id, [])
+            assert not clips or item.t_start >= clips[-1].t_end, "clips out of order"
+            clips.append(item)
+        elif kind == "answer":
+            t, clips = item.memory.t, seen.get(item.memory.stream_id, [])
+            answered += 1
+            assert all(c.t_end <= t for c in clips)
+            assert all(e.t_start < t for c in clips for e in c.text)
+            frame_times = [read_index(f) / 10 for c in clips for f in c.frames]
+            assert max(frame_times) < t
+            assert len(item.memory.entries) == len(clips)  # every clip up to t was written
+            assert clips[-1].t_end == pytest.approx(t) or t >= clips[-1].t_end
+    assert answered == sum(len(e.stream.questions) for e in coded_release.episodes)
+
+
+def test_policy_gets_clips_with_true_timestamps_and_allowed_text_only(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    policy = SpyPolicy()
+    run_plan(make_plan(SpyPolicy, SpyReader), coded_release, tmp_path, policy=policy)
+    clips = [item for kind, item in policy.log if kind == "observe"]
+    for clip in clips:
+        assert clip.frames.dtype == np.uint8 and clip.frames.shape[1:] == (48, 64, 3)
+        decoded = np.array([read_index(f) / 10 for f in clip.frames])
+        np.testing.assert_allclose(clip.timestamps, decoded, atol=1e-6)
+        assert all(clip.t_start <= t < clip.t_end for t in clip.timestamps)
+    texts = [e for c in clips for e in c.text]
+    assert texts and {e.channel for e in texts} == {"speech"}
+
+
+def _walk(value: object, seen: set[int] | None = None):
+    """Every leaf reachable from ``value`` through dataclass fields, mappings and sequences."""
+    seen = seen if seen is not None else set()
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _walk(getattr(value, f.name), seen)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(k, seen)
+            yield from _walk(v, seen)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _walk(v, seen)
+    else:
+        yield value
+
+
+def test_reader_receives_question_options_and_memory_only(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    reader = SpyReader()
+    run_plan(make_plan(FrameDigestPolicy, SpyReader), coded_release, tmp_path, reader=reader)
+    assert reader.inputs
+    fields = {f.name for f in dataclasses.fields(ReaderInput)}
+    assert fields == {"question", "options", "memory", "answer_format"}
+    media_dir = str(coded_release.episodes[0].stream.segments[0].path.parent)
+    for request in reader.inputs:
+        for leaf in _walk(request):
+            assert not isinstance(leaf, (np.ndarray, Path, bytes))
+            if isinstance(leaf, str):
+                assert SECRET not in leaf and media_dir not in leaf
+
+
+def test_policy_never_receives_gold_hints_or_paths(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    policy = SpyPolicy()
+    run_plan(make_plan(SpyPolicy, SpyReader), coded_release, tmp_path, policy=policy)
+    media_dir = str(coded_release.episodes[0].stream.segments[0].path.parent)
+    kinds = {type(item) for _, item in policy.log}
+    assert kinds == {StreamInfo, Clip, TaskNotice}
+    assert {f.name for f in dataclasses.fields(TaskNotice)} == {
+        "stream_id", "question_id", "ask_time", "text", "options", "category",
+    }
+    for _, item in policy.log:
+        for leaf in _walk(item):
+            assert not isinstance(leaf, Path)
+            if isinstance(leaf, str):
+                assert SECRET not in leaf and media_dir not in leaf
+    starts = [item for kind, item in policy.log if kind == "start"]
+    assert all(info.facts == () for info in starts), "facts go to privileged policies only"
+
+
+def test_notices_follow_answers_and_precede_later_clips(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    policy = SpyPolicy()
+    reader = SpyReader(log=policy.log)
+    run_plan(make_plan(SpyPolicy, SpyReader), coded_release, tmp_path, policy=policy, reader=reader)
+    order = [(k, getattr(i, "question_id", None)) for k, i in policy.log if k == "notice"]
+    assert len(order) == sum(len(e.stream.questions) for e in coded_release.episodes)
+    for position, (kind, item) in enumerate(policy.log):
+        if kind != "notice":
+            continue
+        later_clips = [i for k, i in policy.log[position:] if k == "observe" and i.stream_id == item.stream_id]
+        assert all(c.t_start >= item.ask_time for c in later_clips)
+
+
+def test_batches_mix_streams_and_respect_batch_size(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    policy = SpyPolicy()
+    plan = make_plan(SpyPolicy, SpyReader, batch_size=3, streams_in_flight=4)
+    run_plan(plan, coded_release, tmp_path, policy=policy)
+    assert max(len(b) for b in policy.batches) == 3
+    assert all(len(set(b)) == len(b) for b in policy.batches), "one clip per stream per batch"
+    assert sum(len(b) > 1 for b in policy.batches) >= len(policy.batches) // 2
+
+
+def test_results_do_not_depend_on_batching(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    one = _rows(run_plan(make_plan(FrameDigestPolicy, SpyReader, batch_size=1, streams_in_flight=1), coded_release, tmp_path / "a"))
+    many = _rows(run_plan(make_plan(FrameDigestPolicy, SpyReader, batch_size=4, streams_in_flight=4), coded_release, tmp_path / "b"))
+    assert one.equals(many)
+
+
+def test_policy_error_costs_only_its_stream(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    plan = make_plan(FrameDigestPolicy, SpyReader, policy_config=DigestConfig(fail_on="coded-1"))
+    outcome = run_plan(plan, coded_release, tmp_path)
+    rows = _rows(outcome)
+    assert outcome.failed_streams == ("coded-1",)
+    broken = rows.filter(pl.col("stream_id") == "coded-1")
+    healthy = rows.filter(pl.col("stream_id") != "coded-1")
+    # coded-1 asks at 7 s (answered before the failing third clip) and at 43 s (never reached)
+    assert broken["failure"].to_list() == [None, "policy_error"]
+    assert "policy broke on coded-1" in broken["error"][1]
+    assert healthy["failure"].null_count() == healthy.height
+    assert rows.height == sum(len(e.stream.questions) for e in coded_release.episodes)
+    assert outcome.summary["failures"] == {"policy_error": 1}
+    assert outcome.summary["streams"] == {"total": 4, "finished": 4, "failed": 1}
+
+
+def test_corrupt_video_fails_its_stream_with_a_media_error(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    broken_path = tmp_path / "broken.mp4"
+    good = coded_release.episodes[0].stream.segments[0].path
+    broken_path.write_bytes(good.read_bytes()[:3000])
+    first = coded_release.episodes[0]
+    segment = dataclasses.replace(first.stream.segments[0], path=broken_path)
+    stream = dataclasses.replace(first.stream, segments=(segment,))
+    release = dataclasses.replace(
+        coded_release,
+        episodes=(dataclasses.replace(first, stream=stream), *coded_release.episodes[1:]),
+    )
+    outcome = run_plan(make_plan(FrameDigestPolicy, SpyReader), release, tmp_path / "run")
+    rows = _rows(outcome)
+    failed = rows.filter(pl.col("failure") == "media_error")
+    assert set(failed["stream_id"]) == {"coded-0"}
+    assert "broken.mp4" in failed["error"][0]
+    assert outcome.failed_streams == ("coded-0",)
+    assert rows.filter(pl.col("stream_id") != "coded-0")["failure"].null_count() == rows.height - failed.height
+
+
+def test_memory_budget_is_enforced_and_flagged(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    plan = make_plan(
+        FrameDigestPolicy, SpyReader, policy_config=DigestConfig(words=20),
+        budget=MemoryBudget(tokens_per_clip=10),
+    )
+    outcome = run_plan(plan, coded_release, tmp_path)
+    rows = _rows(outcome)
+    assert (rows["budget_dropped_tokens"] > 0).all()
+    log = RunDir(outcome.run_dir).memory_log(0)
+    assert log and all(e.entry.meta.get("truncated") for e in log)
+    assert max(rows["memory_tokens"] / rows["memory_entries"]) <= 10
+
+
+def test_oracle_is_refused_on_real_data(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    from baselines.controls import OraclePolicy
+
+    real = dataclasses.replace(coded_release, synthetic=False)
+    with pytest.raises(ConfigError, match="privileged"):
+        run_plan(make_plan(OraclePolicy, SpyReader), real, tmp_path)
+
+
+def test_run_directory_is_never_silently_reused(coded_release: DatasetRelease, tmp_path: Path) -> None:
+    from taskmem_bench.results import RunExistsError
+
+    plan = make_plan(FrameDigestPolicy, SpyReader)
+    run_plan(plan, coded_release, tmp_path)
+    with pytest.raises(RunExistsError, match="--resume"):
+        run_plan(plan, coded_release, tmp_path)
+    other = make_plan(FrameDigestPolicy, SpyReader, policy_config=DigestConfig(words=1))
+    with pytest.raises(RunExistsError, match="different plan"):
+        run_plan(other, coded_release, tmp_path, resume=True)
