@@ -39,8 +39,9 @@ REPORT_FIELDS = (
     "cov_ci_high", "prec", "prec_ci_low", "prec_ci_high", "parse_failures", "failed",
 )
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

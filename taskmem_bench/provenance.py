@@ -16,6 +16,8 @@ import taskmem_bench
 from taskmem_bench.taskconfig import config_hash
 
 MANIFEST_VERSION = 1
+UNHASHED_PLAN_KEYS = ("run",)
+"""Plan sections that change speed, not results: a run may resume with other values."""
 
 
 def git_state() -> dict[str, Any] | None:
@@ -67,7 +69,7 @@ def build_manifest(plan: Mapping[str, Any], command: list[str]) -> dict[str, Any
     return {
         "manifest_version": MANIFEST_VERSION,
         **plan,
-        "plan_hash": config_hash(plan),
+        "plan_hash": config_hash({k: v for k, v in plan.items() if k not in UNHASHED_PLAN_KEYS}),
         "git": git_state(),
         "libraries": library_versions(),
         "hardware": hardware(),

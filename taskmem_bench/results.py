@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from taskmem_bench.memory import StoredEntry
-from taskmem_bench.scoring.metrics import score, score_by
+from taskmem_bench.scoring.metrics import score_by, score_rows
 
 ROW_SCHEMA: dict[str, Any] = {
     "task": pl.String,
@@ -182,13 +182,7 @@ def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
 def summarize(rows: pl.DataFrame, extra: Mapping[str, Any]) -> dict[str, Any]:
     """Scores over all rows and per category, failure counts, and ``extra`` (identity, timing)."""
-    overall = score(
-        rows["correct"].to_list(),
-        rows["abstained"].to_list(),
-        rows["stream_id"].to_list(),
-        parse_failed=rows["parse_failed"].to_list(),
-        failed=rows["failure"].is_not_null().to_list(),
-    )
+    overall = score_rows(rows)
     failures = (
         rows.filter(pl.col("failure").is_not_null())
         .group_by("failure")

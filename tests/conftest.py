@@ -24,7 +24,7 @@ from taskmem_bench.schema import (
     TextEvent,
 )
 from taskmem_bench.taskconfig import RunSettings, SideChannels, StreamSettings, TaskConfig
-from videos import write_video
+from taskmem_bench.testing.videos import write_video
 
 SECRET = "SECRET-HINT-7f3a"
 FPS = 10
@@ -137,3 +137,19 @@ def cut_release(release: DatasetRelease, stream_id: str, t: float) -> DatasetRel
         text_events=tuple(e for e in stream.text_events if e.t_start < t),
     )
     return dataclasses.replace(release, episodes=(dataclasses.replace(episode, stream=cut),))
+
+
+@pytest.fixture(scope="session")
+def mini_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A private cache for generated ``mini`` data, shared by the whole session (also with
+    subprocesses, through the environment)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("mini-cache")
+    previous = os.environ.get("TASKMEM_BENCH_CACHE")
+    os.environ["TASKMEM_BENCH_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("TASKMEM_BENCH_CACHE", None)
+    else:
+        os.environ["TASKMEM_BENCH_CACHE"] = previous

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import SECRET, cut_release, make_plan, run_plan
 from plugins import DigestConfig, FrameDigestPolicy, SpyPolicy, SpyReader
-from videos import read_index
+from taskmem_bench.testing.videos import read_index
 
 from taskmem_bench.datasets import DatasetRelease
 from taskmem_bench.readers import ReaderInput

@@ -15,6 +15,7 @@ class Verdict:
     abstained: bool
     parse_failed: bool
     method: str
+    """How the answer was found (e.g. ``answer_line``), or why none was (e.g. ``no_choice``)."""
 
 
 def judge_choice(question: Question, hidden: Hidden, raw: str) -> Verdict:
@@ -32,5 +33,5 @@ def judge_choice(question: Question, hidden: Hidden, raw: str) -> Verdict:
         correct=label is not None and label == hidden.gold,
         abstained=label == question.abstain_label,
         parse_failed=label is None,
-        method=extraction.method,
+        method=extraction.method if label is not None else str(extraction.failure),
     )

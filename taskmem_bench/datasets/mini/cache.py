@@ -1,0 +1,88 @@
+"""The on-disk cache of generated media: one MP4 and one SRT per episode, written atomically.
+
+Files live in a folder named by the generator version and the split parameters that shape the
+media; each file name carries the digest of the episode's simulated timeline, so a change to the
+simulation can never be served stale media. A split of 12 episodes reuses the first 12 files of
+a split of 300. Writers build in a private temp folder and rename into place, so a concurrent
+generator of the same episode is harmless (both write identical bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskmem_bench.datasets.mini.encode import write_mp4, write_srt
+from taskmem_bench.datasets.mini.render import Renderer
+from taskmem_bench.datasets.mini.world import World
+
+GENERATOR_VERSION = "mini-v1"
+"""Bump whenever rendering or encoding changes the bytes of the media."""
+DEFAULT_CACHE = "~/.cache/taskmem-bench"
+
+
+def cache_root(cache_dir: str | None) -> Path:
+    """``<cache_dir or $TASKMEM_BENCH_CACHE or ~/.cache/taskmem-bench>/mini``."""
+    base = cache_dir or os.environ.get("TASKMEM_BENCH_CACHE") or DEFAULT_CACHE
+    return Path(base).expanduser() / "mini"
+
+
+@dataclass(frozen=True)
+class MediaJob:
+    """Everything needed to produce one episode's files, picklable for worker processes."""
+
+    world: World
+    size: int
+    fps: float
+    mp4: Path
+    srt: Path
+
+    @property
+    def done(self) -> bool:
+        return self.mp4.is_file() and self.srt.is_file()
+
+
+def produce(job: MediaJob) -> None:
+    """Write the episode's SRT and MP4 unless both are already there."""
+    if job.done:
+        return
+    job.mp4.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{job.mp4.stem}.", dir=job.mp4.parent))
+    try:
+        write_srt(scratch / job.srt.name, job.world.speech)
+        n_frames = round(job.world.duration * job.fps)
+        write_mp4(scratch / job.mp4.name, Renderer(job.world, job.size).frame, n_frames, job.fps)
+        os.replace(scratch / job.srt.name, job.srt)
+        os.replace(scratch / job.mp4.name, job.mp4)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def produce_all(jobs: list[MediaJob]) -> int:
+    """Produce the missing files, one worker process per core when there are several; the
+    number of episodes generated."""
+    missing = [job for job in jobs if not job.done]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(missing), cores or 1)
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # no fork of a possibly threaded parent
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            list(pool.map(produce, missing))
+    else:
+        for job in missing:
+            produce(job)
+    return len(missing)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

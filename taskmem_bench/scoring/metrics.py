@@ -1,0 +1,157 @@
+"""Paper-compatible Acc / Cov / Prec with 95 % confidence intervals clustered by stream.
+
+* **Acc** = correct / all questions, **Cov** = not abstained / all, **Prec** = Acc / Cov (the
+  identity the paper's table satisfies in every row).
+* A parse failure (the reply names no letter) is *not correct and not abstained*: it lowers
+  Acc and Prec, never Cov, so a reader cannot gain precision by rambling. Parse failures are
+  counted separately so their rate can be reported.
+* A row with a failure reason (``failed``: a policy or reader error) counts as wrong and not
+  abstained whatever its other flags say, and stays in ``n``: dropping failed rows would reward
+  a policy for crashing on hard streams.
+
+Questions on one video share its memory, so their verdicts are correlated; an i.i.d. interval
+would be too narrow. Intervals use the cluster-robust standard error of a mean with the small-
+sample factor G/(G-1),
+
+    SE = sqrt(G/(G-1) · Σ_g (Σ_{i∈g} r_i)²) / n,   r_i = y_i − ȳ,
+
+and for Prec (a ratio of two means) the linearised residual r_i = (correct_i − Prec·covered_i)
+/ Cov. Intervals are point ± 1.96·SE, clipped to [0, 1].
+
+Degenerate cases are ``None`` rather than invented numbers: with n = 0 every rate is ``None``;
+with Cov = 0, Prec is ``None``; with fewer than two clusters the standard error is undefined and
+all intervals are ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Counts, rates and clustered 95 % intervals for one set of questions."""
+
+    n: int
+    correct: int
+    abstained: int
+    parse_failures: int
+    failed: int
+    acc: float | None
+    cov: float | None
+    prec: float | None
+    acc_ci_low: float | None
+    acc_ci_high: float | None
+    cov_ci_low: float | None
+    cov_ci_high: float | None
+    prec_ci_low: float | None
+    prec_ci_high: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score(
+    correct: Sequence[bool],
+    abstained: Sequence[bool],
+    clusters: Sequence[Hashable],
+    parse_failed: Sequence[bool] | None = None,
+    failed: Sequence[bool] | None = None,
+) -> Scores:
+    """Score per-question verdicts; ``clusters`` holds each question's stream id.
+
+    Raises ``ValueError`` on unequal lengths or contradictory rows (correct and abstained, or a
+    parse failure that is also correct or abstained): those are upstream bugs, not verdicts.
+    """
+    n = len(correct)
+    c = np.asarray(correct, dtype=bool)
+    a = np.asarray(abstained, dtype=bool)
+    p = np.zeros(n, bool) if parse_failed is None else np.asarray(parse_failed, dtype=bool)
+    f = np.zeros(n, bool) if failed is None else np.asarray(failed, dtype=bool)
+    if not (a.shape == p.shape == f.shape == (n,) and len(clusters) == n):
+        raise ValueError("correct, abstained, clusters, parse_failed and failed differ in length")
+    if np.any(c & a) or np.any(p & (c | a)):
+        raise ValueError("a row is both correct and abstained, or a parse failure with a verdict")
+    c, a = c & ~f, a & ~f
+    covered = ~a
+
+    if n == 0:
+        return Scores(0, 0, 0, 0, 0, None, None, None, None, None, None, None, None, None)
+    ids: dict[Hashable, int] = {}
+    groups = np.fromiter((ids.setdefault(g, len(ids)) for g in clusters), dtype=np.intp, count=n)
+
+    acc, cov = float(c.mean()), float(covered.mean())
+    acc_ci = _interval(acc, c - acc, groups)
+    cov_ci = _interval(cov, covered - cov, groups)
+    if cov > 0:
+        prec = acc / cov
+        prec_ci = _interval(prec, (c - prec * covered) / cov, groups)
+    else:
+        prec, prec_ci = None, (None, None)
+    return Scores(
+        n=n,
+        correct=int(c.sum()),
+        abstained=int(a.sum()),
+        parse_failures=int(p.sum()),
+        failed=int(f.sum()),
+        acc=acc,
+        cov=cov,
+        prec=prec,
+        acc_ci_low=acc_ci[0],
+        acc_ci_high=acc_ci[1],
+        cov_ci_low=cov_ci[0],
+        cov_ci_high=cov_ci[1],
+        prec_ci_low=prec_ci[0],
+        prec_ci_high=prec_ci[1],
+    )
+
+
+def _cluster_se(residuals: np.ndarray, groups: np.ndarray) -> float | None:
+    """Cluster-robust standard error of a mean from its residuals; ``None`` below two clusters.
+
+    ``groups`` are integer cluster indices 0..G-1, one per residual.
+    """
+    n_groups = int(groups.max()) + 1 if groups.size else 0
+    if n_groups < 2:
+        return None
+    sums = np.bincount(groups, weights=residuals, minlength=n_groups)
+    return float(np.sqrt(n_groups / (n_groups - 1) * np.sum(sums**2)) / residuals.size)
+
+
+def _interval(
+    point: float, residuals: np.ndarray, groups: np.ndarray
+) -> tuple[float | None, float | None]:
+    se = _cluster_se(residuals.astype(float), groups)
+    if se is None:
+        return None, None
+    return max(0.0, point - Z_95 * se), min(1.0, point + Z_95 * se)
+
+
+def score_rows(rows: pl.DataFrame) -> Scores:
+    """Score a result table with boolean ``correct``, ``abstained``, ``parse_failed``, string
+    ``stream_id`` (the cluster) and nullable string ``failure`` (non-null = failed row)."""
+    flags = rows.select("correct", "abstained", "parse_failed")
+    if flags.null_count().sum_horizontal().item():
+        raise ValueError("correct / abstained / parse_failed must not be null")
+    return score(
+        correct=rows["correct"].to_list(),
+        abstained=rows["abstained"].to_list(),
+        clusters=rows["stream_id"].to_list(),
+        parse_failed=rows["parse_failed"].to_list(),
+        failed=rows["failure"].is_not_null().to_list(),
+    )
+
+
+def score_by(rows: pl.DataFrame, by: str) -> dict[str, Scores]:
+    """Per-group scores (category, duration bucket, ...), keyed by ``str`` of the group value
+    (a null group is keyed ``"None"``), in sorted key order. Clusters stay streams within each
+    group, so a category's interval reflects how many videos it spans."""
+    groups = {str(key[0]): part for key, part in rows.partition_by(by, as_dict=True).items()}
+    return {key: score_rows(groups[key]) for key in sorted(groups)}

@@ -1,0 +1,1 @@
+"""Helpers for testing policies and the harness: index-coded synthetic videos."""

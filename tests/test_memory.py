@@ -1,0 +1,67 @@
+"""The memory store: append-only, snapshots by clip end, rendering, budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskmem_bench.memory import MemoryEntry, MemoryStore, count_tokens, truncate_tokens
+from taskmem_bench.schema import MemoryBudget
+
+
+def test_snapshot_holds_entries_of_clips_ended_by_t() -> None:
+    store = MemoryStore("s")
+    store.write(0, 10.0, [MemoryEntry(0, 10, "a")])
+    store.write(1, 20.0, [MemoryEntry(10, 20, "b"), MemoryEntry(12, 15, "c")])
+    store.write(2, 25.5, [MemoryEntry(20, 25.5, "d")])
+    assert [e.text for e in store.snapshot(9.99).entries] == []
+    assert [e.text for e in store.snapshot(20.0).entries] == ["a", "b", "c"]
+    assert [e.text for e in store.snapshot(25.4).entries] == ["a", "b", "c"]
+    assert store.snapshot(30).digest != store.snapshot(20).digest
+
+
+def test_entries_claiming_other_times_are_still_cut_by_the_clip_that_wrote_them() -> None:
+    store = MemoryStore("s")
+    store.write(0, 10.0, [MemoryEntry(50, 60, "claims the future")])
+    assert store.snapshot(9.0).entries == ()
+
+
+def test_store_is_append_only_in_time_order() -> None:
+    store = MemoryStore("s")
+    store.write(1, 20.0, [])
+    with pytest.raises(ValueError, match="append-only"):
+        store.write(0, 10.0, [])
+
+
+def test_store_rejects_non_entries() -> None:
+    with pytest.raises(TypeError, match="MemoryEntry"):
+        MemoryStore("s").write(0, 10.0, ["just a string"])
+
+
+def test_render_uses_paper_blocks_in_time_order() -> None:
+    store = MemoryStore("s")
+    store.write(0, 3700.0, [MemoryEntry(3605, 3612.5, "later"), MemoryEntry(5, 9, "early")])
+    assert store.snapshot(3700).render() == "00:00:05-00:00:09\nearly\n\n01:00:05-01:00:12\nlater"
+
+
+def test_token_count_and_truncation() -> None:
+    assert count_tokens("The red circle, on the shelf.") == 8
+    assert truncate_tokens("The red circle, on the shelf.", 4) == "The red circle,"
+    assert truncate_tokens("short", 10) == "short"
+
+
+def test_per_clip_budget_truncates_then_drops_and_reports() -> None:
+    store = MemoryStore("s", MemoryBudget(tokens_per_clip=5))
+    report = store.write(0, 10.0, [MemoryEntry(0, 10, "one two three"), MemoryEntry(0, 10, "four five six"), MemoryEntry(0, 10, "seven")])
+    assert [e.entry.text for e in store.log] == ["one two three", "four five"]
+    assert store.log[1].entry.meta == {"truncated": True}
+    assert report.dropped_tokens == 2 and report.exceeded
+    assert store.write(1, 20.0, [MemoryEntry(10, 20, "fits")]).dropped_tokens == 0
+    assert store.dropped_tokens == 2
+
+
+def test_per_minute_budget_counts_the_last_sixty_seconds() -> None:
+    store = MemoryStore("s", MemoryBudget(tokens_per_minute=6))
+    store.write(0, 10.0, [MemoryEntry(0, 10, "a b c d")])
+    assert store.write(1, 20.0, [MemoryEntry(10, 20, "e f g")]).dropped_tokens == 1
+    assert store.write(2, 69.0, [MemoryEntry(60, 69, "h")]).dropped_tokens == 1  # a-d and e,f still count
+    assert store.write(3, 75.0, [MemoryEntry(69, 75, "i j k l")]).dropped_tokens == 0  # 10 s clip aged out

@@ -1,0 +1,193 @@
+"""Acc / Cov / Prec and their stream-clustered intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from taskmem_bench.scoring.metrics import Z_95, Scores, score, score_by, score_rows
+
+
+def _loop_se(residuals: list[float], clusters: list[str]) -> float:
+    """The clustered SE written out the long way, independently of the module."""
+    sums: dict[str, float] = {}
+    for r, g in zip(residuals, clusters):
+        sums[g] = sums.get(g, 0.0) + r
+    n_groups = len(sums)
+    total = sum(s * s for s in sums.values())
+    return math.sqrt(n_groups / (n_groups - 1) * total) / len(residuals)
+
+
+def test_hand_computed_three_clusters() -> None:
+    # cluster a: 1 1, b: 1 0 0, c: 0 -> acc 1/2, cluster residual sums 1, -1/2, -1/2,
+    # SE = sqrt(3/2 * 3/2) / 6 = 1/4.
+    correct = [1, 1, 1, 0, 0, 0]
+    clusters = ["a", "a", "b", "b", "b", "c"]
+    s = score(correct, [False] * 6, clusters)
+    assert (s.n, s.correct, s.acc, s.cov, s.prec) == (6, 3, 0.5, 1.0, 0.5)
+    assert s.acc_ci_low == pytest.approx(0.5 - Z_95 * 0.25)
+    assert s.acc_ci_high == pytest.approx(0.5 + Z_95 * 0.25)
+    # nothing abstained: Cov has no spread, and Prec equals Acc with the same interval
+    assert (s.cov_ci_low, s.cov_ci_high) == (1.0, 1.0)
+    assert (s.prec_ci_low, s.prec_ci_high) == pytest.approx((s.acc_ci_low, s.acc_ci_high))
+
+
+def test_intervals_match_an_independent_loop() -> None:
+    rng = np.random.default_rng(7)
+    n = 200
+    clusters = [f"s{i}" for i in rng.integers(0, 23, n)]
+    abstained = rng.random(n) < 0.3
+    correct = ~abstained & (rng.random(n) < 0.7)
+    s = score(correct.tolist(), abstained.tolist(), clusters)
+
+    acc = correct.mean()
+    cov = 1 - abstained.mean()
+    prec = acc / cov
+    se_acc = _loop_se([float(c) - acc for c in correct], clusters)
+    se_cov = _loop_se([float(not a) - cov for a in abstained], clusters)
+    se_prec = _loop_se(
+        [(float(c) - prec * float(not a)) / cov for c, a in zip(correct, abstained)], clusters
+    )
+    assert s.acc_ci_low == pytest.approx(acc - Z_95 * se_acc)
+    assert s.acc_ci_high == pytest.approx(acc + Z_95 * se_acc)
+    assert s.cov_ci_low == pytest.approx(cov - Z_95 * se_cov)
+    assert s.cov_ci_high == pytest.approx(min(1.0, cov + Z_95 * se_cov))
+    assert s.prec_ci_low == pytest.approx(prec - Z_95 * se_prec)
+    assert s.prec_ci_high == pytest.approx(min(1.0, prec + Z_95 * se_prec))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prec_is_acc_over_cov(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 300))
+    abstained = rng.random(n) < rng.random()
+    correct = ~abstained & (rng.random(n) < rng.random())
+    s = score(correct.tolist(), abstained.tolist(), rng.integers(0, 9, n).tolist())
+    assert s.cov is not None and s.acc is not None
+    if s.cov > 0:
+        assert s.prec == pytest.approx(s.acc / s.cov)
+        assert s.prec_ci_low is not None and s.prec_ci_high is not None
+        assert 0.0 <= s.prec_ci_low <= s.prec <= s.prec_ci_high <= 1.0
+    assert s.acc_ci_low is not None and s.acc_ci_high is not None
+    assert 0.0 <= s.acc_ci_low <= s.acc <= s.acc_ci_high <= 1.0
+
+
+def test_clustering_widens_the_interval_for_homogeneous_streams() -> None:
+    # every question on a stream gets the same verdict: 10 streams x 10 questions
+    correct = [stream % 2 == 0 for stream in range(10) for _ in range(10)]
+    clusters = [stream for stream in range(10) for _ in range(10)]
+    s = score(correct, [False] * 100, clusters)
+    iid_half_width = Z_95 * math.sqrt(0.5 * 0.5 / 100)
+    assert s.acc_ci_high is not None and s.acc_ci_low is not None
+    clustered_half_width = (s.acc_ci_high - s.acc_ci_low) / 2
+    assert clustered_half_width > 2.5 * iid_half_width
+
+
+def test_parse_failures_are_wrong_and_covered() -> None:
+    s = score(
+        correct=[True, False, False, False],
+        abstained=[False, True, False, False],
+        clusters=["a", "a", "b", "c"],
+        parse_failed=[False, False, True, True],
+    )
+    assert (s.correct, s.abstained, s.parse_failures, s.failed) == (1, 1, 2, 0)
+    assert (s.acc, s.cov, s.prec) == (0.25, 0.75, pytest.approx(1 / 3))
+
+
+def test_failed_rows_count_as_wrong_whatever_their_flags() -> None:
+    s = score(
+        correct=[True, True, False, False],
+        abstained=[False, False, True, False],
+        clusters=["a", "b", "c", "d"],
+        failed=[True, False, True, False],
+    )
+    assert (s.n, s.correct, s.abstained, s.failed) == (4, 1, 0, 2)
+    assert (s.acc, s.cov, s.prec) == (0.25, 1.0, 0.25)
+
+
+def test_empty_input_gives_none_everywhere() -> None:
+    s = score([], [], [])
+    assert (s.n, s.correct, s.abstained, s.parse_failures, s.failed) == (0, 0, 0, 0, 0)
+    counts = {"n", "correct", "abstained", "parse_failures", "failed"}
+    assert all(v is None for k, v in s.to_dict().items() if k not in counts)
+
+
+def test_one_cluster_has_points_but_no_intervals() -> None:
+    s = score([True, False, False], [False, True, False], ["only"] * 3)
+    assert (s.acc, s.cov, s.prec) == (pytest.approx(1 / 3), pytest.approx(2 / 3), 0.5)
+    assert s.acc_ci_low is s.acc_ci_high is s.cov_ci_low is s.prec_ci_high is None
+
+
+def test_all_abstained_has_no_precision() -> None:
+    s = score([False] * 4, [True] * 4, ["a", "b", "c", "d"])
+    assert (s.acc, s.cov, s.prec) == (0.0, 0.0, None)
+    assert (s.prec_ci_low, s.prec_ci_high) == (None, None)
+    assert (s.acc_ci_low, s.acc_ci_high, s.cov_ci_low, s.cov_ci_high) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_intervals_are_clipped_to_the_unit_interval() -> None:
+    s = score([True, True, True, False], [False] * 4, ["a", "b", "c", "d"])
+    assert s.acc_ci_high == 1.0
+    assert s.acc_ci_low is not None and s.acc_ci_low < 0.75
+
+
+@pytest.mark.parametrize(
+    ("correct", "abstained", "parse_failed"),
+    [([True], [True], [False]), ([True], [False], [True]), ([False], [True], [True])],
+)
+def test_contradictory_rows_are_rejected(
+    correct: list[bool], abstained: list[bool], parse_failed: list[bool]
+) -> None:
+    with pytest.raises(ValueError):
+        score(correct, abstained, ["a"], parse_failed=parse_failed)
+
+
+def test_unequal_lengths_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        score([True, False], [False], ["a", "b"])
+    with pytest.raises(ValueError):
+        score([True, False], [False, False], ["a"])
+
+
+def _rows() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "stream_id": ["v1", "v1", "v2", "v2", "v3", "v3"],
+            "category": ["count", "ocr", "count", "ocr", "count", "ocr"],
+            "correct": [True, False, True, False, False, False],
+            "abstained": [False, True, False, False, False, True],
+            "parse_failed": [False, False, False, True, False, False],
+            "failure": [None, None, None, None, "policy_error", None],
+        },
+        schema_overrides={"failure": pl.String},
+    )
+
+
+def test_score_by_category_matches_scoring_each_part() -> None:
+    by = score_by(_rows(), "category")
+    assert list(by) == ["count", "ocr"]
+    expected = score(
+        [True, True, False], [False] * 3, ["v1", "v2", "v3"], failed=[False, False, True]
+    )
+    assert by["count"] == expected
+    ocr = by["ocr"]
+    assert (ocr.n, ocr.correct, ocr.abstained, ocr.parse_failures, ocr.failed) == (3, 0, 2, 1, 0)
+    assert (ocr.acc, ocr.cov, ocr.prec) == (0.0, pytest.approx(1 / 3), 0.0)
+
+
+def test_score_rows_and_to_dict() -> None:
+    s = score_rows(_rows())
+    assert isinstance(s, Scores)
+    d = s.to_dict()
+    counts = (d["n"], d["correct"], d["abstained"], d["parse_failures"], d["failed"])
+    assert counts == (6, 2, 2, 1, 1)
+    assert d["prec"] == pytest.approx(d["acc"] / d["cov"])
+
+
+def test_null_verdicts_are_rejected() -> None:
+    rows = _rows().with_columns(pl.lit(None, dtype=pl.Boolean).alias("correct"))
+    with pytest.raises(ValueError):
+        score_rows(rows)

@@ -1,0 +1,65 @@
+"""Task YAML, includes, and --set overrides."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+from baselines.controls import OracleConfig
+from taskmem_bench.plan import build_plan
+from taskmem_bench.schema import MemoryBudget
+from taskmem_bench.taskconfig import ConfigError, available_tasks, load_task, parse_override
+
+
+def test_shipped_tasks_load_and_are_package_data() -> None:
+    assert {"mini", "mini_count_ocr", "mini_action_time", "mini_large"} <= set(available_tasks())
+    assert files("taskmem_bench.tasks").joinpath("mini.yaml").is_file()
+    for name in available_tasks():
+        task = load_task(name)
+        assert task.name == name and task.stream.clip_seconds == 10
+
+
+def test_include_merges_underneath() -> None:
+    base, derived = load_task("mini"), load_task("mini_count_ocr")
+    assert derived.dataset_args["environment"] == "count_ocr"
+    assert derived.dataset_args["episodes"] == base.dataset_args["episodes"]
+    assert derived.memory == base.memory and derived.hash != base.hash
+
+
+def test_yaml_path_and_errors(tmp_path: Path) -> None:
+    good = tmp_path / "mine.yaml"
+    good.write_text("include: %s\nmemory: {tokens_per_clip: 99}\n" % files("taskmem_bench.tasks").joinpath("mini.yaml"))
+    assert load_task(str(good)).memory == MemoryBudget(tokens_per_clip=99)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndataset: mini\nstream: {clip_secs: 3}\n")
+    with pytest.raises(ConfigError, match="unknown key.*clip_secs"):
+        load_task(str(bad))
+    with pytest.raises(ConfigError, match="not found"):
+        load_task(str(tmp_path / "missing.yaml"))
+
+
+def test_overrides_reach_the_sections_that_have_the_key() -> None:
+    task = load_task("mini")
+    plan = build_plan(
+        task, "oracle",
+        overrides=[
+            parse_override("tokens_per_clip=none"), parse_override("sample_fps=4"),
+            parse_override("policy.order=priority"), parse_override("episodes=3"),
+            parse_override("batch_size=2"),
+        ],
+    )
+    assert plan.task.memory == MemoryBudget(tokens_per_clip=None)
+    assert plan.task.stream.sample_fps == 4.0
+    assert plan.policy_config == OracleConfig(order="priority")
+    assert plan.dataset_config.episodes == 3 and plan.task.dataset_args["episodes"] == 3
+    assert plan.settings.batch_size == 2
+    assert plan.task.hash != task.hash
+
+
+def test_bad_override_values_name_the_field() -> None:
+    with pytest.raises(ConfigError, match="policy.*order"):
+        build_plan(load_task("mini"), "oracle", overrides=[parse_override("order=random")])
+    with pytest.raises(ConfigError, match="unknown --set key 'policy.nope'"):
+        build_plan(load_task("mini"), "oracle", overrides=[parse_override("policy.nope=1")])
