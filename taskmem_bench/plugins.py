@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class UnknownPluginError(LookupError):
@@ -20,8 +23,9 @@ def registered(group: str) -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=group)}
 
 
-def load(group: str, kind: str, name: str) -> type:
-    """The class registered as ``name`` in ``group``, or imported from a ``module:Class`` path."""
+def load(group: str, kind: str, name: str, base: type[T]) -> type[T]:
+    """The subclass of ``base`` registered as ``name`` in ``group``, or imported from a
+    ``module:Class`` path."""
     targets = registered(group)
     target = targets.get(name)
     if target is None and ":" not in name:
@@ -33,6 +37,6 @@ def load(group: str, kind: str, name: str) -> type:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise UnknownPluginError(kind, name, sorted(targets), f"cannot import: {exc}") from exc
-    if not isinstance(obj, type):
-        raise UnknownPluginError(kind, name, sorted(targets), "not a class")
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise UnknownPluginError(kind, name, sorted(targets), f"not a {base.__name__} subclass")
     return obj

@@ -76,7 +76,4 @@ def available_policies() -> dict[str, str]:
 
 
 def load_policy(name: str) -> type[Policy]:
-    cls = load(ENTRY_POINT_GROUP, "policy", name)
-    if not issubclass(cls, Policy):
-        raise TypeError(f"policy '{name}' resolves to {cls.__name__}, which is not a Policy")
-    return cls
+    return load(ENTRY_POINT_GROUP, "policy", name, Policy)

@@ -143,3 +143,8 @@ def test_readme_plugin_example_runs(mini_cache: Path, tmp_path: Path, monkeypatc
     speech = rows.filter(pl.col("category") == "speech")
     assert rows["memory_entries"].max() > 0
     assert speech.height and speech["correct"].any()
+
+
+def test_a_class_that_is_not_a_policy_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--task", "mini", "--policy", "plugins:SpyReader"]) == 2
+    assert "not a Policy subclass" in capsys.readouterr().err

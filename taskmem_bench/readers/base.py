@@ -61,7 +61,4 @@ def available_readers() -> dict[str, str]:
 
 
 def load_reader(name: str) -> type[Reader]:
-    cls = load(ENTRY_POINT_GROUP, "reader", name)
-    if not issubclass(cls, Reader):
-        raise TypeError(f"reader '{name}' resolves to {cls.__name__}, which is not a Reader")
-    return cls
+    return load(ENTRY_POINT_GROUP, "reader", name, Reader)
