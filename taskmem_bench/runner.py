@@ -80,15 +80,20 @@ class _Stream:
 class Timing:
     clips: int = 0
     frames: int = 0
+    video_s: float = 0.0
     questions: int = 0
     decode_s: float = 0.0
     observe_s: float = 0.0
     read_s: float = 0.0
 
-    def as_dict(self, wall_s: float) -> dict[str, float]:
+    def as_dict(self, wall_s: float) -> dict[str, float | None]:
+        """Counts and seconds; ``realtime_factor`` is seconds of video memorized per second the
+        policy spent, so ≥ 1 means memorization keeps up with a live stream."""
         return {
             "clips": self.clips,
             "frames": self.frames,
+            "video_s": round(self.video_s, 3),
+            "realtime_factor": round(self.video_s / self.observe_s, 2) if self.observe_s else None,
             "questions": self.questions,
             "decode_s": round(self.decode_s, 3),
             "observe_s": round(self.observe_s, 3),
@@ -243,6 +248,7 @@ class StreamingRunner:
                 continue
             self.timing.clips += 1
             self.timing.frames += len(clip.frames)
+            self.timing.video_s += clip.t_end - clip.t_start
 
     def _row(
         self,
