@@ -71,6 +71,7 @@ class RunPlan:
                 "files": dict(release.files),
                 "skipped": [dataclasses.asdict(s) for s in release.skipped],
             },
+            "dataset_details": _as_dict(release.details),
             "policy": {
                 "name": self.policy_name,
                 "class": _qualname(self.policy_cls),

@@ -16,8 +16,9 @@ import taskmem_bench
 from taskmem_bench.taskconfig import config_hash
 
 MANIFEST_VERSION = 1
-UNHASHED_PLAN_KEYS = ("run",)
-"""Plan sections that change speed, not results: a run may resume with other values."""
+UNHASHED_PLAN_KEYS = ("run", "dataset_details")
+"""Plan sections that change speed or location, not results (throughput settings, where the
+data lives): a run may resume with other values."""
 
 
 def git_state() -> dict[str, Any] | None:

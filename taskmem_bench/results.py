@@ -34,6 +34,9 @@ ROW_SCHEMA: dict[str, Any] = {
     "stream_id": pl.String,
     "question_id": pl.String,
     "category": pl.String,
+    "question": pl.String,
+    "options": pl.String,
+    "answer_format": pl.String,
     "ask_time": pl.Float64,
     "evidence_delay": pl.Float64,
     "memory_entries": pl.Int64,
@@ -65,6 +68,10 @@ class QuestionRow:
     stream_id: str
     question_id: str
     category: str
+    question: str
+    options: str
+    """JSON list of the option texts, labelled A, B, ... by position."""
+    answer_format: str
     ask_time: float
     evidence_delay: float | None
     memory_entries: int

@@ -30,6 +30,7 @@ from taskmem_bench.readers import Reader, ReaderInput, ReaderOutput
 from taskmem_bench.results import QuestionRow, RunDir, summarize, write_json, write_parquet
 from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
 from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.taskconfig import ConfigError
 
 
 def schedule(episode: Episode, plan: RunPlan) -> Iterator[Clip | Question]:
@@ -124,6 +125,15 @@ class StreamingRunner:
         on_stream_done: Callable[[str], None] = lambda stream_id: None,
     ) -> None:
         plan.check_release(release)
+        open_ended = [
+            q.id for e in release.episodes for q in e.stream.questions
+            if q.scoring.kind != "multiple_choice"
+        ]
+        if open_ended:
+            raise ConfigError(
+                f"{len(open_ended)} open-answer questions (e.g. {open_ended[0]}) need a judge; "
+                "only multiple-choice scoring is available so far"
+            )
         self.plan = plan
         self.release = release
         self.episodes = release.episodes[: plan.limit] if plan.limit else release.episodes
@@ -265,7 +275,9 @@ class StreamingRunner:
         if isinstance(output, BaseException):
             failure = ("reader_error", _format(output))
         verdict = (
-            judge_choice(question, hidden, output.raw) if isinstance(output, ReaderOutput) else None
+            judge_choice(output.raw, question.options, hidden.gold)
+            if isinstance(output, ReaderOutput)
+            else None
         )
         return QuestionRow(
             task=self.plan.task.name,
@@ -274,6 +286,9 @@ class StreamingRunner:
             stream_id=stream.id,
             question_id=question.id,
             category=question.category,
+            question=question.text,
+            options=json.dumps(list(question.options)),
+            answer_format=question.scoring.kind,
             ask_time=question.ask_time,
             evidence_delay=question.ask_time - max(ends) if ends else None,
             memory_entries=len(snapshot.entries) if snapshot else 0,

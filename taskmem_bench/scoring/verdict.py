@@ -1,10 +1,15 @@
-"""From a reader's raw reply to a per-question verdict."""
+"""From a reader's raw reply to a per-question verdict.
+
+Takes plain values (reply, options, gold) rather than dataset records so that the leaderboard
+can re-score a submitted bundle's rows with exactly the function the runner used.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from taskmem_bench.schema import Hidden, Question
+from taskmem_bench.schema import ANSWER_LABELS
 from taskmem_bench.scoring.extract import extract_choice
 
 
@@ -18,20 +23,16 @@ class Verdict:
     """How the answer was found (e.g. ``answer_line``), or why none was (e.g. ``no_choice``)."""
 
 
-def judge_choice(question: Question, hidden: Hidden, raw: str) -> Verdict:
-    """Multiple choice: the robust final-answer parser, then comparison with the gold label."""
-    if question.scoring.kind != "multiple_choice":
-        raise NotImplementedError(
-            f"question {question.id}: '{question.scoring.kind}' answers need a judge; "
-            "only multiple choice is scored so far"
-        )
-    labels = question.labels + question.abstain_label
-    extraction = extract_choice(raw, question.options, labels=labels)
+def judge_choice(raw: str, options: Sequence[str], gold: str) -> Verdict:
+    """Multiple choice: the robust final-answer parser, then comparison with the gold label.
+    The label after the last option is the abstention."""
+    abstain = ANSWER_LABELS[len(options)]
+    extraction = extract_choice(raw, options, labels=ANSWER_LABELS[: len(options) + 1])
     label = extraction.label
     return Verdict(
         parsed=label,
-        correct=label is not None and label == hidden.gold,
-        abstained=label == question.abstain_label,
+        correct=label is not None and label == gold,
+        abstained=label == abstain,
         parse_failed=label is None,
         method=extraction.method if label is not None else str(extraction.failure),
     )
