@@ -1,7 +1,8 @@
-"""The ``taskmem-bench`` command: run, report, list.
+"""The ``taskmem-bench`` command: run, report, list, export, leaderboard build.
 
 Exit codes: 0 success; 1 the run finished but some streams or questions failed (see the
-summary); 2 the command could not start (unknown name, malformed option, unusable run dir).
+summary), or an exported bundle / some leaderboard bundles did not pass validation; 2 the command
+could not start (unknown name, malformed option, unusable run dir or folder).
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from leaderboard.bundle import BundleError, export_bundle, read_bundle
+from leaderboard.site import SiteError, build_site
+from leaderboard.validate import Rejected, validate_bundle
+from taskmem_bench.media import MediaError
 from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
 from taskmem_bench.plugins import UnknownPluginError
 from taskmem_bench.policy import available_policies, load_policy
@@ -48,8 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, UnknownPluginError, RunExistsError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    except (ConfigError, UnknownPluginError, RunExistsError, BundleError, SiteError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    except (OSError, json.JSONDecodeError, MediaError) as exc:  # unusable paths or files
+        err.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False, soft_wrap=True)
         return 2
 
 
@@ -81,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list tasks, policies or readers")
     listing.add_argument("what", choices=("tasks", "policies", "readers"))
     listing.set_defaults(handler=_list)
+
+    export = commands.add_parser("export", help="pack a finished run as a result bundle")
+    export.add_argument("run_dir", type=Path, help="one (task, policy) run, e.g. runs/x/mini/oracle")
+    export.add_argument("--bundle", type=Path, required=True, help="output file, e.g. mine.tar.gz")
+    export.add_argument("--link", help="http(s) page of the policy, shown on the leaderboard")
+    export.set_defaults(handler=_export)
+
+    board = commands.add_parser("leaderboard", help="the static leaderboard site")
+    board_commands = board.add_subparsers(dest="leaderboard_command", required=True)
+    build = board_commands.add_parser("build", help="validate bundles and build the site")
+    build.add_argument("results", type=Path, help="folder of result bundles (*.tar.gz)")
+    build.add_argument("-o", "--out", type=Path, required=True, help="site folder to (re)write")
+    build.set_defaults(handler=_leaderboard_build)
     return parser
 
 
@@ -89,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
     if not policies:
         raise ConfigError("--policy names no policy")
+    twice = sorted({p for p in policies if policies.count(p) > 1})
+    if twice:
+        raise ConfigError(f"--policy lists {', '.join(twice)} twice")
     overrides = [parse_override(text) for text in args.overrides]
     _check_override_keys(task, policies, args.reader, overrides)
     plans = [
@@ -232,6 +257,31 @@ def _list(args: argparse.Namespace) -> int:
         for name, target in sorted(available_readers().items()):
             print(f"{name}\t{target}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Pack the run, then check the bundle as the leaderboard will, so a contributor learns
+    about a rejection before submitting."""
+    path = export_bundle(args.run_dir, args.bundle, link=args.link)
+    try:
+        run = validate_bundle(read_bundle(path))
+    except Rejected as exc:
+        err.print(f"[bold red]wrote {escape(str(path))}, but the leaderboard would reject it:[/] "
+                  f"{escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 1
+    out.print(f"wrote {escape(str(path))}: {escape(run.policy)} on {run.task}, track {run.track}, "
+              f"Acc {_pct(run.scores.acc)} (re-scored)", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _leaderboard_build(args: argparse.Namespace) -> int:
+    result = build_site(args.results, args.out)
+    for rejection in result.rejected:
+        err.print(f"[bold red]rejected[/] {escape(rejection.source)}: {escape(rejection.reason)}",
+                  highlight=False, soft_wrap=True)
+    out.print(f"built {escape(str(result.site))}: {len(result.accepted)} runs accepted, "
+              f"{len(result.rejected)} rejected", highlight=False, soft_wrap=True)
+    return 1 if result.rejected else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 
 import av
@@ -84,6 +84,7 @@ class _ClipAssembler:
         self._frames: list[np.ndarray] = []
         self._times: list[float] = []
         self._text: list[TextEvent] = []
+        self._text_times: list[float] = []
 
     def advance(self, t: float) -> Clip | None:
         """Note that the timeline reached ``t``; returns the open clip if that completed it."""
@@ -96,11 +97,13 @@ class _ClipAssembler:
         self._frames.append(image)
         self._times.append(t)
 
-    def add_text(self, event: TextEvent) -> Clip | None:
-        """Add a text event; returns the open clip if the event starts past its end."""
-        done = self.advance(event.t_start)
-        self._open(event.t_start)
+    def add_text(self, at: float, event: TextEvent) -> Clip | None:
+        """Add a text event that becomes available at ``at``; returns the open clip if ``at``
+        is past its end."""
+        done = self.advance(at)
+        self._open(at)
         self._text.append(event)
+        self._text_times.append(at)
         return done
 
     def finish(self, stream_end: float | None) -> Clip | None:
@@ -111,7 +114,7 @@ class _ClipAssembler:
         """
         if self._window is None:
             return None
-        latest = max([*self._times[-1:], *(e.t_start for e in self._text)])
+        latest = max([*self._times[-1:], *self._text_times])
         if stream_end is None or stream_end <= latest:
             return self._close(self._window[1])
         return self._close(min(self._window[1], stream_end))
@@ -134,7 +137,7 @@ class _ClipAssembler:
         )
         self._index += 1
         self._window = None
-        self._frames, self._times, self._text = [], [], []
+        self._frames, self._times, self._text, self._text_times = [], [], [], []
         return clip
 
 
@@ -278,7 +281,9 @@ def iter_clips(
     multiple of ``1 / sample_fps`` (never duplicated, never interpolated). A clip covers
     ``[b_i, b_{i+1})`` between consecutive boundaries (multiples of ``clip_seconds`` and
     ``cuts``); windows with neither frames nor text are skipped. Text events on ``channels``
-    ride with the clip whose window holds their ``t_start``. The last clip ends at the
+    become available when they end (a line still being spoken at an ask time is not known
+    yet) and ride with the clip whose window holds their ``t_end`` (clamped to the stream's
+    end). The last clip ends at the
     stream's ``duration`` when known, else one native frame interval after its last frame (or
     at its window's end when text extends past that). A text-only clip has frames of shape
     ``(0, 0, 0, 3)``. Only the open clip's frames are held.
@@ -289,14 +294,17 @@ def iter_clips(
         raise ValueError(f"max_side must be >= 1: {max_side}")
     before_end = math.inf if stream.duration is None else stream.duration - _TIME_EPS
     allowed = (e for e in stream.text_events if e.channel in channels and e.t_start < before_end)
-    texts = deque(sorted(allowed, key=attrgetter("t_start")))
+    # A line still running when the stream ends is delivered with the last clip: clamp to the
+    # latest time that the boundary tolerance does not round onto the end.
+    last_moment = before_end - _TIME_EPS
+    texts = deque(sorted(((min(e.t_end, last_moment), e) for e in allowed), key=itemgetter(0)))
     assembler = _ClipAssembler(stream.id, _Boundaries(clip_seconds, tuple(sorted(cuts))))
     to_rgb = _RgbConverter(max_side)
     last_slot = -math.inf
     last_frame_end: float | None = None
     for t, frame, interval in _timeline_frames(stream):
-        while texts and texts[0].t_start <= t:
-            if (clip := assembler.add_text(texts.popleft())) is not None:
+        while texts and texts[0][0] <= t:
+            if (clip := assembler.add_text(*texts.popleft())) is not None:
                 yield clip
         if (clip := assembler.advance(t)) is not None:
             yield clip
@@ -305,8 +313,8 @@ def iter_clips(
             last_slot = slot
             assembler.add_frame(t, to_rgb(frame))
         last_frame_end = t + interval
-    for event in texts:
-        if (clip := assembler.add_text(event)) is not None:
+    for at, event in texts:
+        if (clip := assembler.add_text(at, event)) is not None:
             yield clip
     stream_end = last_frame_end if stream.duration is None else stream.duration
     if (clip := assembler.finish(stream_end)) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -121,6 +122,28 @@ class WriteReport:
         return self.dropped_tokens > 0
 
 
+def _frozen_copy(entry: object) -> MemoryEntry:
+    """A validated copy of a policy's entry, so the log can never change after it was used:
+    finite ordered times, text and kind as strings, ``meta`` as plain JSON (numpy scalars become
+    numbers). Anything else is the policy's error, raised here so it costs only its stream."""
+    if not isinstance(entry, MemoryEntry):
+        raise TypeError(f"policies must write MemoryEntry objects, got {type(entry).__name__}")
+    t_start, t_end = float(entry.t_start), float(entry.t_end)
+    if not (math.isfinite(t_start) and math.isfinite(t_end)) or t_end < t_start:
+        raise ValueError(f"memory entry times must be finite with t_start <= t_end: {t_start}, {t_end}")
+    try:
+        meta = json.loads(json.dumps(dict(entry.meta), default=_json_scalar))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"memory entry meta must be JSON-serialisable: {exc}") from None
+    return MemoryEntry(t_start, t_end, str(entry.text), str(entry.kind), meta)
+
+
+def _json_scalar(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 class MemoryStore:
     """Append-only memory of one stream, with the task's budget enforced on every write."""
 
@@ -149,9 +172,7 @@ class MemoryStore:
         self._last_written_at = clip_end
         allowance = self._allowance(clip_end)
         report = WriteReport()
-        for entry in entries:
-            if not isinstance(entry, MemoryEntry):
-                raise TypeError(f"policies must write MemoryEntry objects, got {type(entry).__name__}")
+        for entry in map(_frozen_copy, entries):
             tokens = count_tokens(entry.text)
             room = allowance - report.written_tokens
             if tokens > room:

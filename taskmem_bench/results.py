@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from taskmem_bench.memory import StoredEntry
+from taskmem_bench.provenance import UNHASHED_PLAN_KEYS
 from taskmem_bench.scoring.metrics import score_by, score_rows
 
 ROW_SCHEMA: dict[str, Any] = {
@@ -136,19 +137,23 @@ class RunDir:
         A resumed run must have been started with the same plan (``manifest["plan_hash"]``);
         a run directory is never silently reused.
         """
-        if self.manifest_path.exists():
-            if not resume:
-                raise RunExistsError(
-                    f"{self.path} already holds a run; pass --resume to continue it, "
-                    "or choose another --out"
-                )
-            previous = json.loads(self.manifest_path.read_text())
-            if previous.get("plan_hash") != manifest["plan_hash"]:
-                raise RunExistsError(
-                    f"cannot resume {self.path}: it was started with a different plan "
-                    f"({_plan_difference(previous, manifest)}); choose another --out"
-                )
-        write_json(self.manifest_path, manifest)
+        if not self.manifest_path.exists():
+            write_json(self.manifest_path, manifest)
+            return self.finished_streams()
+        if not resume:
+            raise RunExistsError(
+                f"{self.path} already holds a run; pass --resume to continue it, "
+                "or choose another --out"
+            )
+        previous = json.loads(self.manifest_path.read_text())
+        if previous.get("plan_hash") != manifest["plan_hash"]:
+            raise RunExistsError(
+                f"cannot resume {self.path}: it was started with a different plan "
+                f"({_plan_difference(previous, manifest)}); choose another --out"
+            )
+        resumed = {k: manifest.get(k) for k in ("created_at", "git", "command", "hardware", "run")}
+        previous["resumes"] = [*previous.get("resumes", []), resumed]
+        write_json(self.manifest_path, previous)
         return self.finished_streams()
 
     def finished_streams(self) -> dict[int, bool]:
@@ -159,16 +164,36 @@ class RunDir:
         return finished
 
     def write_stream(
-        self, index: int, rows: Sequence[QuestionRow], log: Sequence[StoredEntry], *, failed: bool
+        self,
+        index: int,
+        stream_id: str,
+        rows: Sequence[QuestionRow],
+        log: Sequence[StoredEntry],
+        failure: tuple[str, str] | None,
     ) -> None:
-        """Persist one finished stream: memory log first, then its rows (the commit point)."""
+        """Persist one finished stream: memory log, the failure if any, then its rows (the
+        commit point)."""
         memory_path = self.memory / f"{index:06d}.jsonl"
         lines = "".join(json.dumps(s.to_json(), sort_keys=True) + "\n" for s in log)
         _atomic_write(memory_path, lambda tmp: tmp.write_text(lines))
         for stale in self.parts.glob(f"{index:06d}.*") if self.parts.exists() else ():
             stale.unlink()
-        suffix = "failed.parquet" if failed else "parquet"
+        if failure is not None:
+            reason, error = failure
+            record = {"stream_id": stream_id, "reason": reason, "error": error}
+            write_json(self.parts / f"{index:06d}.failure.json", record)
+        suffix = "failed.parquet" if failure is not None else "parquet"
         write_parquet(self.parts / f"{index:06d}.{suffix}", rows_frame(rows))
+
+    def stream_failures(self) -> list[dict[str, str]]:
+        """Why each failed stream failed (the last line of its traceback; the full one is in
+        ``parts/NNNNNN.failure.json``)."""
+        found = []
+        for path in sorted(self.parts.glob("*.failure.json")) if self.parts.exists() else ():
+            record = json.loads(path.read_text())
+            last = record["error"].strip().splitlines()[-1:] or [""]
+            found.append({"stream_id": record["stream_id"], "reason": record["reason"], "error": last[0]})
+        return found
 
     def merged_rows(self) -> pl.DataFrame:
         parts = sorted(self.parts.glob("*.parquet")) if self.parts.exists() else []
@@ -182,8 +207,9 @@ class RunDir:
 
 
 def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    keys = ("task", "dataset", "policy", "reader", "seed", "run", "package")
-    changed = [k for k in keys if old.get(k) != new.get(k)]
+    ignored = {*UNHASHED_PLAN_KEYS, "plan_hash", "created_at", "git", "command", "hardware",
+               "libraries", "resumes"}
+    changed = sorted(k for k in set(old) | set(new) if k not in ignored and old.get(k) != new.get(k))
     return "differs in " + ", ".join(changed) if changed else "differs"
 
 

@@ -33,9 +33,21 @@ from taskmem_bench.scoring.verdict import judge_choice
 from taskmem_bench.taskconfig import ConfigError
 
 
-def schedule(episode: Episode, plan: RunPlan) -> Iterator[Clip | Question]:
+class Checkpoint:
+    """Marks the point after a clip and the questions at its end, before the next decode."""
+
+
+CHECKPOINT = Checkpoint()
+
+
+def schedule(episode: Episode, plan: RunPlan) -> Iterator[Clip | Question | Checkpoint]:
     """The causal order of one stream: each question right after the last clip ending at or
-    before its ask time, and before the first clip after it."""
+    before its ask time, and before the first clip after it.
+
+    Questions at a clip's end (the usual case: clips are cut at ask times) come before anything
+    later is decoded. A question that falls in a gap between segments is only known to be due
+    once the next clip has been decoded (its start shows that nothing ended in between); that
+    clip still reaches the policy only after the answer."""
     stream = episode.stream
     questions = deque(sorted(stream.questions, key=lambda q: q.ask_time))
     clips = iter_clips(
@@ -52,6 +64,7 @@ def schedule(episode: Episode, plan: RunPlan) -> Iterator[Clip | Question]:
         yield clip
         while questions and questions[0].ask_time <= clip.t_end:
             yield questions.popleft()
+        yield CHECKPOINT
     yield from questions
 
 
@@ -62,7 +75,7 @@ class _Stream:
     index: int
     episode: Episode
     store: MemoryStore
-    items: Iterator[Clip | Question]
+    items: Iterator[Clip | Question | Checkpoint]
     pending: Clip | None = None
     exhausted: bool = False
     failure: tuple[str, str] | None = None
@@ -204,15 +217,21 @@ class StreamingRunner:
         return state
 
     def _advance(self, stream: _Stream, due: list[tuple[_Stream, Question]]) -> None:
-        """Pull the stream's schedule up to its next clip, collecting the questions due first."""
+        """Pull the stream's schedule up to its next clip, collecting the questions due first;
+        stop at a checkpoint when questions are due, so they are answered before the decoder
+        reads further."""
         began = time.perf_counter()
+        asked = False
         try:
             for item in stream.items:
                 if isinstance(item, Question):
                     due.append((stream, item))
-                    continue
-                stream.pending = item
-                return
+                    asked = True
+                elif isinstance(item, Clip):
+                    stream.pending = item
+                    return
+                elif asked:
+                    return
             stream.exhausted = True
         except Exception:
             stream.failure = ("media_error", traceback.format_exc())
@@ -243,22 +262,24 @@ class StreamingRunner:
 
     def _observe(self, batch: list[_Stream]) -> None:
         clips = [s.pending for s in batch]
+        # taken before the policy runs: what it does to a clip object cannot move its memory
+        marks = [(c.index, c.t_start, c.t_end, len(c.frames)) for c in clips]
         began = time.perf_counter()
         results = _call_isolating(self.policy.observe, clips, "observe()")
         self.timing.observe_s += time.perf_counter() - began
-        for stream, clip, result in zip(batch, clips, results, strict=True):
+        for stream, (index, t_start, t_end, frames), result in zip(batch, marks, results, strict=True):
             stream.pending = None
             if isinstance(result, BaseException):
                 stream.failure = ("policy_error", _format(result))
                 continue
             try:
-                stream.store.write(clip.index, clip.t_end, result)
+                stream.store.write(index, t_end, result)
             except Exception:
                 stream.failure = ("policy_error", traceback.format_exc())
                 continue
             self.timing.clips += 1
-            self.timing.frames += len(clip.frames)
-            self.timing.video_s += clip.t_end - clip.t_start
+            self.timing.frames += frames
+            self.timing.video_s += t_end - t_start
 
     def _row(
         self,
@@ -320,9 +341,7 @@ class StreamingRunner:
                 if question.id not in answered:
                     stream.rows.append(self._row(stream, question, None, None, stream.failure))
         stream.rows.sort(key=lambda r: (r.ask_time, r.question_id))
-        self.run_dir.write_stream(
-            stream.index, stream.rows, stream.store.log, failed=stream.failure is not None
-        )
+        self.run_dir.write_stream(stream.index, stream.id, stream.rows, stream.store.log, stream.failure)
         self.on_stream_done(stream.id)
 
     def _summarize(self, wall_s: float) -> dict[str, Any]:
@@ -340,6 +359,7 @@ class StreamingRunner:
                     "finished": len(finished),
                     "failed": sum(finished.values()),
                 },
+                "stream_failures": self.run_dir.stream_failures(),
                 "skipped": len(self.release.skipped),
                 "memory": self._memory_size(finished),
                 "timing": self.timing.as_dict(wall_s),

@@ -149,6 +149,11 @@ class MemoryBudget:
     tokens_per_clip: int | None = None
     tokens_per_minute: int | None = None
 
+    def __post_init__(self) -> None:
+        for cap in (self.tokens_per_clip, self.tokens_per_minute):
+            if cap is not None and cap < 0:
+                raise ValueError("memory budgets must be at least 0 (or none)")
+
     @property
     def unlimited(self) -> bool:
         return self.tokens_per_clip is None and self.tokens_per_minute is None

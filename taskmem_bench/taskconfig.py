@@ -43,6 +43,12 @@ class StreamSettings:
     sample_fps: float = 1.0
     max_side: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.clip_seconds <= 0 or self.sample_fps <= 0:
+            raise ValueError("clip_seconds and sample_fps must be positive")
+        if self.max_side is not None and self.max_side < 1:
+            raise ValueError("max_side must be at least 1 (or none)")
+
 
 @dataclass(frozen=True)
 class SideChannels:
@@ -58,6 +64,10 @@ class RunSettings:
 
     batch_size: int = 8
     streams_in_flight: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.streams_in_flight < 1:
+            raise ValueError("batch_size and streams_in_flight must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     include = data.pop("include", None)
     if include is None:
         return data
-    base = _read_yaml(path.parent / include, (*seen, path))
+    included = path.parent / include
+    if not included.is_file():
+        raise ConfigError(f"task file {path.name} includes {include}, which does not exist")
+    base = _read_yaml(included, (*seen, path))
     return _deep_merge(base, data)
 
 
@@ -128,7 +141,8 @@ def validate(cls: type, values: Mapping[str, Any], what: str) -> Any:
         return pydantic.TypeAdapter(cls).validate_python(dict(values))
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
         )
         raise ConfigError(f"{what}: {problems}") from None
 
@@ -136,7 +150,7 @@ def validate(cls: type, values: Mapping[str, Any], what: str) -> Any:
 def load_task(name_or_path: str) -> TaskConfig:
     """A shipped task by name, or a YAML file by path."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and "/" not in name_or_path:
         path = _task_dir() / f"{name_or_path}.yaml"
         if not path.exists():
             raise ConfigError(

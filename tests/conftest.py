@@ -153,3 +153,23 @@ def mini_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("TASKMEM_BENCH_CACHE", None)
     else:
         os.environ["TASKMEM_BENCH_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def leaderboard_bundles(mini_cache, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Result bundles of short real ``mini`` runs, made once per session (see
+    ``leaderboard_support.make_bundles``)."""
+    from leaderboard_support import make_bundles
+
+    return make_bundles(tmp_path_factory.mktemp("leaderboard"))
+
+
+@pytest.fixture(scope="session")
+def leaderboard_site(leaderboard_bundles, tmp_path_factory: pytest.TempPathFactory):
+    """The site built from ``leaderboard_support.make_results``: the real runs, a hostile and
+    a tampered bundle."""
+    from leaderboard.site import build_site
+    from leaderboard_support import make_results
+
+    folder = tmp_path_factory.mktemp("leaderboard-site")
+    return build_site(make_results(folder / "results", leaderboard_bundles), folder / "site")

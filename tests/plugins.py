@@ -43,18 +43,23 @@ class FrameDigestPolicy(Policy):
     def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
         if self.config.delay:
             time.sleep(self.config.delay)
-        written = []
+        written, history = [], {}
         for clip in clips:
             if self.config.fail_on and clip.stream_id == self.config.fail_on and clip.index == 2:
                 raise RuntimeError(f"policy broke on {clip.stream_id}")
             digest = hashlib.sha256(clip.frames.tobytes() + clip.timestamps.tobytes())
             digest.update(self.history[clip.stream_id].encode())
             digest.update("|".join(e.text for e in clip.text).encode())
-            self.history[clip.stream_id] = digest.hexdigest()
+            history[clip.stream_id] = digest.hexdigest()
             text = f"clip {clip.index} {len(clip.frames)} frames {digest.hexdigest()[:12]}"
             text += " word" * self.config.words
             written.append([MemoryEntry(clip.t_start, clip.t_end, text)])
+        self.history.update(history)  # committed only when the whole batch succeeded
         return written
+
+    def end_stream(self, stream_id: str) -> None:
+        if self.config.fail_on == f"end:{stream_id}":
+            raise RuntimeError(f"end_stream broke on {stream_id}")
 
 
 class SpyPolicy(FrameDigestPolicy):

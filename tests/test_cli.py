@@ -38,6 +38,11 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.
         (["run", "--task", "mini", "--policy", "blind", "--set", "sample_fps=fast"], "sample_fps"),
         (["run", "--task", "mini", "--policy", "blind", "--set", "allowed=[audio]"], "side channels audio"),
         (["run", "--task", "mini", "--policy", "mod_that_does_not_exist:Cls"], "cannot import"),
+        (["run", "--task", "mini", "--policy", "blind", "--set", "streams_in_flight=0"], "at least 1"),
+        (["run", "--task", "mini", "--policy", "blind", "--set", "batch_size=0"], "at least 1"),
+        (["run", "--task", "mini", "--policy", "blind", "--set", "clip_seconds=0"], "must be positive"),
+        (["run", "--task", "mini", "--policy", "blind", "--set", "tokens_per_clip=-3"], "at least 0"),
+        (["run", "--task", "mini", "--policy", "blind,blind"], "--policy lists blind twice"),
     ],
 )
 def test_bad_names_and_settings_exit_2_with_one_clear_line(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from taskmem_bench.scoring.extract import Extraction, extract_choice
@@ -72,6 +74,69 @@ CASES: list[tuple[str, str | None, str | None]] = [
     ("I am not sure.", None, "no_choice"),
     ("E.g. the red one, around 10 A.M.", None, "no_choice"),
     ("An e-mail was read.", None, "no_choice"),
+    # after an answer marker, a capital "A" before an option's text is an article; a decorated
+    # or separated letter stays the letter, whatever text follows it
+    ("Answer: A blue square", "B", None),
+    ("The answer is A green star.", "C", None),
+    ("Answer: A Yellow Triangle", "D", None),
+    ("Answer: A red circle", "A", None),
+    ("Answer: A", "A", None),
+    ("Answer: A.", "A", None),
+    ("Answer: A) blue square", "A", None),
+    ("Answer: A. red circle", "A", None),
+    ("Answer: (A) red circle", "A", None),
+    ("**Answer:** **A** blue square", "A", None),
+    ("Answer: A because the memory shows a red circle", "A", None),
+    ("Answer: A red thing", None, "no_choice"),
+    # a final statement offering several labels is ambiguous, not its first letter
+    ("Answer: (A) red circle or (B) blue square", None, "ambiguous"),
+    ("Answer: A. red circle or B. blue square", None, "ambiguous"),
+    ("Answer: C green star or D yellow triangle", None, "ambiguous"),
+    ("Answer: B or maybe C", None, "ambiguous"),
+    ("Answer: B/C", None, "ambiguous"),
+    ("(A) red circle or (B) blue square", None, "ambiguous"),
+    ("Answer: C\n\nHmm, on reflection. Final answer: A or B", None, "ambiguous"),
+    # ... but labels talked about, ruled out or in a later sentence are not alternatives
+    ("Answer: B. Either A or C would contradict the memory.", "B", None),
+    ("Answer: B, and A is wrong.", "B", None),
+    ("Answer: C, not A or B", "C", None),
+    ("Answer: B (not A)", "B", None),
+    ("Answer: B or a red circle, the memory says the blue one", "B", None),
+    # abstention phrasing after an answer marker ...
+    ("Answer: It is not possible to tell", "E", None),
+    ("Answer: not possible to determine.", "E", None),
+    ("Answer: I can't tell.", "E", None),
+    ("Answer: Unknown", "E", None),
+    ("Answer: I don't know.", "E", None),
+    ("Answer: Not enough information.", "E", None),
+    ("Answer: Not mentioned in the memory.", "E", None),
+    ("Answer: The memory does not say.", "E", None),
+    ("**Final answer:** There is insufficient information.", "E", None),
+    # ... and in a reply with no label
+    ("It is not possible to answer from the memory.", "E", None),
+    ("Cannot tell.", "E", None),
+    ("I can't tell which object it was.", "E", None),
+    ("Unknown.", "E", None),
+    ("I don't know.", "E", None),
+    ("I do not know which shape the person picked up.", "E", None),
+    ("Not enough information.", "E", None),
+    ("This is not mentioned in the memory.", "E", None),
+    ("The memory does not say what colour the star was.", "E", None),
+    ("The memory doesn't mention whether it was the red circle or the blue square.", "E", None),
+    # ... but not ordinary answers that use such words
+    ("Answer: unknown object", None, "no_choice"),
+    ("The person picked up an unknown object.", None, "no_choice"),
+    ("It was the red circle, which is not mentioned in the memory until later.", None, "no_choice"),
+    (
+        "The red circle is not mentioned in the memory, so it must be the blue square.",
+        None,
+        "no_choice",
+    ),
+    ("Cannot be determined for sure, but probably the green star.", None, "no_choice"),
+    ("The memory does not show the circle being moved.", None, "no_choice"),
+    ("I don't know much, but the star looked green.", None, "no_choice"),
+    ("The person held the blue square; I don't know when it was put down.", None, "no_choice"),
+    ("Not enough information to answer whether it was the red circle.", "E", None),
     # failures
     ("", None, "empty"),
     ("   \n\t ", None, "empty"),
@@ -132,6 +197,65 @@ def test_the_abstain_label_is_the_one_after_the_last_option() -> None:
     # without options no label is known to mean abstention, but letters are still read
     assert extract_choice(reply, ()).failure == "no_choice"
     assert extract_choice("Answer: C", ()).label == "C"
+
+
+def test_the_reviewed_article_example() -> None:
+    # the option order of the review finding: "A red circle" is option B, not label A
+    options = ["blue square", "red circle", "green star", "yellow hexagon"]
+    assert extract_choice("Answer: A red circle", options) == Extraction("B", "answer_text", None)
+    assert extract_choice("Answer: A", options).label == "A"
+    assert extract_choice("Answer: A.", options).label == "A"
+    assert extract_choice("Answer: A) red circle", options).label == "A"
+    assert extract_choice("Answer: A. blue square", options).label == "A"
+    assert extract_choice("Answer: A is correct", options).label == "A"
+
+
+def test_an_option_whose_text_is_a_letter_does_not_shadow_the_label() -> None:
+    # "Which letter was on the sign?": "Answer: A" still names label A
+    assert extract_choice("Answer: A", ("B", "A", "C", "D")).label == "A"
+
+
+def test_abstention_phrasing_needs_an_abstain_label() -> None:
+    for reply in ("Answer: It is not possible to tell", "Unknown.", "I don't know."):
+        assert extract_choice(reply, OPTIONS).label == "E"
+        assert extract_choice(reply, OPTIONS, labels="ABCD").failure == "no_choice"
+        assert extract_choice(reply, OPTIONS[:3], labels="ABCD").label == "D"
+
+
+def test_pronoun_after_a_marker_is_not_label_i() -> None:
+    options = tuple(f"option {i}" for i in range(9))
+    got = extract_choice("Answer: I think it is H.", options, "ABCDEFGHIJ")
+    assert got.label == "H"
+    assert extract_choice("Answer: I", options, "ABCDEFGHIJ").label == "I"
+
+
+# Inputs that a backtracking regex or a per-marker rescan of the reply would make quadratic
+# (the last two took minutes before the "is correct" pattern anchored its "(" / "*" run).
+PATHOLOGICAL = [
+    "answer " * 8000,
+    "the answer is " * 4000,
+    "Answer: A or " * 4000,
+    "Answer: (A) red circle or " * 2000,
+    "Answer: A red " * 4000,
+    "Answer: cannot tell " * 3000,
+    "not mentioned in the memory " * 2000,
+    "the memory does not say so but red circle " * 1200,
+    "I don't know " * 4000,
+    "A " * 25000,
+    "A\n" * 25000,
+    "Answer:" + " " * 50000 + "B",
+    "\\boxed{" * 7000,
+    "Answer: " + "*" * 50000,
+    "(" * 50000,
+]
+
+
+@pytest.mark.parametrize("reply", PATHOLOGICAL, ids=lambda r: repr(r[:16]))
+def test_pathological_replies_stay_fast(reply: str) -> None:
+    assert len(reply) >= 25000
+    start = time.perf_counter()
+    extract_choice(reply, OPTIONS)
+    assert time.perf_counter() - start < 2.0
 
 
 def test_longer_label_sets_keep_the_pronoun_out() -> None:

@@ -187,21 +187,24 @@ def test_overlapping_segment_never_moves_the_timeline_back(videos: dict[str, Pat
 # --- side-channel text ------------------------------------------------------------------------
 
 
-def test_text_goes_with_the_clip_it_starts_in_and_only_allowed_channels(
+def test_text_goes_with_the_clip_it_ends_in_and_only_allowed_channels(
     videos: dict[str, Path],
 ) -> None:
+    """A line is known once it ends: one still running at a clip's end (or an ask time) waits
+    for the clip it ends in; one running past the stream's end comes with the last clip."""
     events = (
-        TextEvent("subtitles", 0.2, 5.0, "spans clips, starts in the first"),
+        TextEvent("subtitles", 0.2, 5.0, "runs past the end"),
         TextEvent("asr", 0.3, 0.4, "not allowed"),
-        TextEvent("subtitles", 2.0, 2.1, "on a boundary"),
+        TextEvent("subtitles", 0.5, 1.0, "ends on a boundary"),
+        TextEvent("subtitles", 2.0, 2.1, "inside the last clip"),
         TextEvent("subtitles", 1.7, 1.8, "listed late"),
     )
     result = clips(one_segment(videos["mp4"], duration=3.0, text_events=events),
                    channels={"subtitles"})
     assert [[e.text for e in c.text] for c in result] == [
-        ["spans clips, starts in the first"],
-        ["listed late"],
-        ["on a boundary"],
+        [],
+        ["ends on a boundary", "listed late"],
+        ["inside the last clip", "runs past the end"],
     ]
     assert all(c.text == () for c in clips(one_segment(videos["mp4"], text_events=events)))
 

@@ -65,3 +65,28 @@ def test_per_minute_budget_counts_the_last_sixty_seconds() -> None:
     assert store.write(1, 20.0, [MemoryEntry(10, 20, "e f g")]).dropped_tokens == 1
     assert store.write(2, 69.0, [MemoryEntry(60, 69, "h")]).dropped_tokens == 1  # a-d and e,f still count
     assert store.write(3, 75.0, [MemoryEntry(69, 75, "i j k l")]).dropped_tokens == 0  # 10 s clip aged out
+
+
+def test_stored_entries_are_copies_that_later_mutation_cannot_change() -> None:
+    import numpy as np
+
+    shared = {"score": np.float32(0.5)}
+    store = MemoryStore("s")
+    store.write(0, 10.0, [MemoryEntry(np.float64(0), 10, "a", meta=shared)])
+    before = store.snapshot(10).digest
+    shared["score"] = 9
+    assert store.snapshot(10).digest == before
+    assert store.log[0].entry.meta == {"score": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        (MemoryEntry(0, float("inf"), "x"), "finite"),
+        (MemoryEntry(5, 1, "x"), "t_start <= t_end"),
+        (MemoryEntry(0, 1, "x", meta={"f": object()}), "JSON-serialisable"),
+    ],
+)
+def test_malformed_entries_are_refused_with_the_reason(entry: MemoryEntry, error: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=error):
+        MemoryStore("s").write(0, 10.0, [entry])

@@ -30,8 +30,9 @@ def test_hand_computed_three_clusters() -> None:
     assert (s.n, s.correct, s.acc, s.cov, s.prec) == (6, 3, 0.5, 1.0, 0.5)
     assert s.acc_ci_low == pytest.approx(0.5 - Z_95 * 0.25)
     assert s.acc_ci_high == pytest.approx(0.5 + Z_95 * 0.25)
-    # nothing abstained: Cov has no spread, and Prec equals Acc with the same interval
-    assert (s.cov_ci_low, s.cov_ci_high) == (1.0, 1.0)
+    # nothing abstained: Cov has no spread, so its interval is Wilson's on the 3 streams, and
+    # Prec equals Acc with the same interval
+    assert (s.cov_ci_low, s.cov_ci_high) == pytest.approx((3 / (3 + Z_95**2), 1.0))
     assert (s.prec_ci_low, s.prec_ci_high) == pytest.approx((s.acc_ci_low, s.acc_ci_high))
 
 
@@ -125,7 +126,82 @@ def test_all_abstained_has_no_precision() -> None:
     s = score([False] * 4, [True] * 4, ["a", "b", "c", "d"])
     assert (s.acc, s.cov, s.prec) == (0.0, 0.0, None)
     assert (s.prec_ci_low, s.prec_ci_high) == (None, None)
-    assert (s.acc_ci_low, s.acc_ci_high, s.cov_ci_low, s.cov_ci_high) == (0.0, 0.0, 0.0, 0.0)
+    upper = Z_95**2 / (4 + Z_95**2)  # Wilson at p = 0 on 4 streams
+    assert (s.acc_ci_low, s.acc_ci_high) == (0.0, pytest.approx(upper))
+    assert (s.cov_ci_low, s.cov_ci_high) == (0.0, pytest.approx(upper))
+
+
+def _wilson_roots(p_hat: float, n: int) -> tuple[float, float]:
+    """Wilson bounds as the roots of (p_hat - p)² = z² p (1 - p) / n, solved independently."""
+    k = Z_95**2 / n
+    a, b, c = 1 + k, -(2 * p_hat + k), p_hat**2
+    disc = math.sqrt(b * b - 4 * a * c)
+    return (-b - disc) / (2 * a), (-b + disc) / (2 * a)
+
+
+def test_all_zero_rows_get_a_wilson_interval_on_the_stream_count() -> None:
+    # blind control: 12 streams x 5 questions, every question abstained
+    clusters = [g for g in range(12) for _ in range(5)]
+    s = score([False] * 60, [True] * 60, clusters)
+    assert (s.acc, s.cov) == (0.0, 0.0)
+    # p = 0, G = 12: upper = z² / (G + z²) ≈ 0.2425, whatever the questions per stream
+    assert Z_95**2 / (12 + Z_95**2) == pytest.approx(0.2425, abs=1e-4)
+    for low, high in [(s.acc_ci_low, s.acc_ci_high), (s.cov_ci_low, s.cov_ci_high)]:
+        assert low == 0.0
+        assert high == pytest.approx(Z_95**2 / (12 + Z_95**2))
+        assert (low, high) == pytest.approx(_wilson_roots(0.0, 12))
+
+
+def test_all_one_rows_get_a_wilson_interval_on_the_stream_count() -> None:
+    # an oracle: 12 streams, every question answered and correct
+    clusters = [g for g in range(12) for _ in range(3)]
+    s = score([True] * 36, [False] * 36, clusters)
+    assert (s.acc, s.cov, s.prec) == (1.0, 1.0, 1.0)
+    lower = 12 / (12 + Z_95**2)
+    assert lower == pytest.approx(0.7575, abs=1e-4)
+    for low, high in [
+        (s.acc_ci_low, s.acc_ci_high),
+        (s.cov_ci_low, s.cov_ci_high),
+        (s.prec_ci_low, s.prec_ci_high),
+    ]:
+        assert (low, high) == (pytest.approx(lower), 1.0)
+        assert (low, high) == pytest.approx(_wilson_roots(1.0, 12))
+
+
+def test_perfect_precision_uses_the_streams_of_its_denominator() -> None:
+    # 10 streams; the reader abstains on everything in streams 0-3 and answers 6 streams
+    # perfectly, so Prec = 1 with a clustered SE of 0 over 6 covered streams, while Acc and
+    # Cov vary and keep their clustered normal intervals
+    clusters = [g for g in range(10) for _ in range(4)]
+    abstained = [g < 4 for g in clusters]
+    correct = [not a for a in abstained]
+    s = score(correct, abstained, clusters)
+    assert (s.acc, s.cov, s.prec) == (0.6, 0.6, 1.0)
+    assert (s.prec_ci_low, s.prec_ci_high) == (pytest.approx(6 / (6 + Z_95**2)), 1.0)
+    se = _loop_se([float(c) - 0.6 for c in correct], [str(g) for g in clusters])
+    assert se > 0
+    assert (s.acc_ci_low, s.acc_ci_high) == pytest.approx((0.6 - Z_95 * se, 0.6 + Z_95 * se))
+    assert (s.cov_ci_low, s.cov_ci_high) == pytest.approx((0.6 - Z_95 * se, 0.6 + Z_95 * se))
+
+
+def test_zero_precision_is_not_certain_either() -> None:
+    # every answered question wrong, spread over 5 streams, some abstentions
+    s = score([False] * 10, [i % 2 == 0 for i in range(10)], [i // 2 for i in range(10)])
+    assert (s.acc, s.prec) == (0.0, 0.0)
+    assert (s.prec_ci_low, s.prec_ci_high) == (0.0, pytest.approx(Z_95**2 / (5 + Z_95**2)))
+    assert (s.acc_ci_low, s.acc_ci_high) == (0.0, pytest.approx(Z_95**2 / (5 + Z_95**2)))
+    # Cov = 1/2 in every stream: the clustered SE is 0 here too, and Wilson takes over
+    assert (s.cov_ci_low, s.cov_ci_high) == pytest.approx(_wilson_roots(0.5, 5))
+    assert s.cov_ci_low is not None and s.cov_ci_low < 0.5 - 0.25
+
+
+def test_non_degenerate_intervals_are_still_the_clustered_normal_ones() -> None:
+    # one stream differs: the SE is tiny but not 0, so no Wilson fallback
+    clusters = [g for g in range(20) for _ in range(5)]
+    correct = [True] * 99 + [False]
+    s = score(correct, [False] * 100, clusters)
+    se = _loop_se([float(c) - 0.99 for c in correct], [str(g) for g in clusters])
+    assert (s.acc_ci_low, s.acc_ci_high) == pytest.approx((0.99 - Z_95 * se, 1.0))
 
 
 def test_intervals_are_clipped_to_the_unit_interval() -> None:

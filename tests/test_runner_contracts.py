@@ -56,11 +56,10 @@ def test_no_lookahead(coded_release: DatasetRelease, tmp_path: Path) -> None:
             t, clips = item.memory.t, seen.get(item.memory.stream_id, [])
             answered += 1
             assert all(c.t_end <= t for c in clips)
-            assert all(e.t_start < t for c in clips for e in c.text)
+            assert all(e.t_end <= t for c in clips for e in c.text)
             frame_times = [read_index(f) / 10 for c in clips for f in c.frames]
             assert max(frame_times) < t
             assert len(item.memory.entries) == len(clips)  # every clip up to t was written
-            assert clips[-1].t_end == pytest.approx(t) or t >= clips[-1].t_end
     assert answered == sum(len(e.stream.questions) for e in coded_release.episodes)
 
 
@@ -181,6 +180,49 @@ def test_policy_error_costs_only_its_stream(coded_release: DatasetRelease, tmp_p
     assert rows.height == sum(len(e.stream.questions) for e in coded_release.episodes)
     assert outcome.summary["failures"] == {"policy_error": 1}
     assert outcome.summary["streams"] == {"total": 4, "finished": 4, "failed": 1}
+    assert outcome.summary["stream_failures"][0]["error"] == "RuntimeError: policy broke on coded-1"
+    clean = _rows(run_plan(make_plan(FrameDigestPolicy, SpyReader), coded_release, tmp_path / "clean"))
+    same = healthy.select("question_id", "memory_digest")
+    assert same.equals(clean.filter(pl.col("stream_id") != "coded-1").select("question_id", "memory_digest"))
+
+
+def test_a_failing_end_stream_is_recorded_with_its_traceback(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    plan = make_plan(FrameDigestPolicy, SpyReader, policy_config=DigestConfig(fail_on="end:coded-3"))
+    outcome = run_plan(plan, coded_release, tmp_path)
+    assert outcome.failed_streams == ("coded-3",)
+    assert _rows(outcome)["failure"].null_count() == _rows(outcome).height  # all were answered
+    (failure,) = outcome.summary["stream_failures"]
+    assert failure == {"stream_id": "coded-3", "reason": "policy_error", "error": "RuntimeError: end_stream broke on coded-3"}
+    full = (outcome.run_dir / "parts" / "000003.failure.json").read_text()
+    assert "Traceback" in full and "end_stream" in full
+
+
+def test_nothing_past_an_ask_time_is_decoded_before_the_answer(
+    coded_release: DatasetRelease, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import taskmem_bench.runner as runner
+
+    log: list[tuple[str, str, float]] = []
+    real = runner.iter_clips
+
+    def logged(stream, **options):
+        for clip in real(stream, **options):
+            log.append(("decoded", clip.stream_id, clip.t_end))
+            yield clip
+
+    class LoggingReader(SpyReader):
+        def answer(self, inputs):
+            log.extend(("answer", i.memory.stream_id, i.memory.t) for i in inputs)
+            return super().answer(inputs)
+
+    monkeypatch.setattr(runner, "iter_clips", logged)
+    run_plan(make_plan(FrameDigestPolicy, LoggingReader), coded_release, tmp_path)
+    for position, (kind, stream_id, t) in enumerate(log):
+        if kind == "answer":
+            decoded = [e for k, s, e in log[:position] if k == "decoded" and s == stream_id]
+            assert max(decoded) <= t, (stream_id, t, max(decoded))
 
 
 def test_corrupt_video_fails_its_stream_with_a_media_error(

@@ -45,3 +45,9 @@ class DatasetAdapter(ABC):
 
     @abstractmethod
     def load(self, config: Any) -> DatasetRelease: ...
+
+    @abstractmethod
+    def revision(self, config: Any) -> str:
+        """The ``revision`` that ``load(config)`` reports, computed without reading or generating
+        data: the leaderboard uses it to tell whether a submitted run's data is known to this
+        package version."""

@@ -10,19 +10,39 @@ Order of rules (the first that yields a letter wins):
 
 1. ``answer_line`` / ``answer_text`` / ``boxed`` / ``is_correct``: the LAST explicit final-answer
    statement ("Answer: B", "The answer is (B).", "**Final answer:** B", ``\\boxed{B}``,
-   ``<answer>B</answer>``, "option B is correct", "Answer: Cannot be determined" → abstain);
+   ``<answer>B</answer>``, "option B is correct", "Answer: Cannot be determined" → abstain).
+   After an answer marker, the rest of the line is read as follows:
+
+   * if it is a bare letter followed by words ("A red circle") and, without a leading article,
+     equals one option's text, that option wins (``answer_text``): the "A" was an article.
+     A decorated or separated letter ("(A) red circle", "A. blue square", "**A** ...") stays
+     the letter;
+   * "A" (or "I") followed by a lowercase word is an article (a pronoun), not a label, unless
+     the word talks about the letter ("A is correct", "A because ...");
+   * a letter followed by an alternative label ("A or B", "A/B", "(A) blue square or (B) red
+     circle", "B. blue square, C. green star") makes the final statement ``ambiguous``;
+   * abstention phrasing at its start ("It is not possible to tell", "Unknown", "I don't
+     know", "Not mentioned in the memory") is the abstain label;
 2. ``bare_letter``: a one-line reply that is a letter, possibly decorated ("(C)", "C.",
    "C) red circle");
 3. ``letter_line``: in a longer reply, the lines that are a bare letter (or a letter followed by
    exactly its option's text) all name the same letter;
 4. ``option_text``: the whole reply equals exactly one option's text (normalised);
 5. ``abstain_text``: no label token anywhere, and the reply says the memory cannot tell
-   ("cannot be determined", "insufficient information") → the abstain label;
+   → the abstain label. Anywhere in the reply: "cannot be determined / tell / answer / say /
+   know", "not possible to tell", "unable to determine", "insufficient information", "not
+   enough information", "no information about", "not mentioned in the memory", "the memory
+   does not say / mention / specify", "I don't know which ...". Only as the reply's (or the
+   answer's) whole first sentence: "Unknown.", "Unclear.", "I don't know.", "No idea.".
+   The memory-silence and "I don't know which ..." phrases do not count after an option's
+   text in their sentence ("It was the red circle, which is not mentioned in the memory until
+   later" answers), and a phrase followed by a committing word and an option's text ("cannot
+   be determined, but probably the red circle") is a hedged guess: neither is an abstention;
 6. ``single_letter_token``: exactly one distinct standalone capital label appears.
 
 Failures: ``empty`` (nothing after the thinking part), ``unclosed_think`` (the reply stopped
-inside ``<think>``), ``ambiguous`` (several distinct label tokens and no rule above decided),
-``no_choice`` (no label at all).
+inside ``<think>``), ``ambiguous`` (the last explicit statement names alternatives, or several
+distinct label tokens and no rule above decided), ``no_choice`` (no label at all).
 
 Letters are only read as standalone tokens: "A" in "Apple", "E" in "e-mail" and "A" in "A.M."
 are not labels, nor is a sentence-initial article "A person ..." or the pronoun "I". A lowercase
@@ -32,7 +52,8 @@ letter counts only where it cannot be an article ("answer: b", a reply that is j
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,15 +82,47 @@ _MARKER = re.compile(
     r"|\bmy\s+(?:final\s+)?choice\b|\bI(?:'ll|’ll|'d|’d|\s+will|\s+would)?\s+"
     r"(?:choose|pick|select|go\s+with)\b)" + _LINK
 )
+_MEMORY = r"(?:memory|memories|notes?|context|records?|logs?|entries|transcripts?|video|clips?)"
+# Phrases that say the memory cannot tell, wherever they stand in a reply without a label.
 _ABSTAIN_PHRASE = (
-    r"\b(?:(?:cannot|can\s*not|can['’]t|could\s+not|couldn['’]t|unable\s+to|impossible\s+to)"
-    r"\s+(?:be\s+)?(?:determined?|answer(?:ed)?|tell|infer(?:red)?)\b"
+    r"\b(?:(?:cannot|can\s*not|can['’]?t|could\s*not|couldn['’]?t|unable\s+to|not\s+able\s+to"
+    r"|(?:im|not\s+)possible\s+to|no\s+way\s+to)"
+    r"\s+(?:be\s+)?(?:determined?|answer(?:ed)?|tell|told|infer(?:red)?|say|said|know|known"
+    r"|identif(?:y|ied)|conclude[ds]?)\b"
     r"|(?:insufficient|(?:not|no|without)\s+(?:\w+\s+){0,2}?(?:enough|sufficient))"
-    r"\s+(?:information|info|evidence|context|details?)\b)"
+    r"\s+(?:information|info|evidence|context|details?)\b"
+    r"|no\s+(?:relevant\s+)?(?:information|info|evidence|mention|record)\s+"
+    r"(?:of|about|on|regarding|in)\b"
+    # weak: the memory is silent, or the reader does not know something; these abstain only
+    # where no option's text stands before them in their sentence (see ``_abstains``)
+    r"|(?P<weak>(?:not|never)\s+(?:mentioned|recorded|described|stated|specified)\s+"
+    r"(?:in|by)\s+(?:the\s+|my\s+)?" + _MEMORY + r"\b"
+    r"|(?:the\s+|my\s+)?" + _MEMORY + r"\s+(?:does|do|did)\s*(?:n['’]?t|\s+not)\s+"
+    r"(?:say|mention|specify|state|tell|indicate)\b"
+    r"|I\s+(?:do\s*not|don['’]?t)\s+know\s+(?:which|what|whether|if|how|when|where|who)\b))"
+)
+# Phrases that abstain only as a whole first sentence: "Unknown." but not "an unknown object".
+_ABSTAIN_SHORT = (
+    r"(?:unknown|not\s+known|unclear|undetermined|indeterminate|no\s+idea"
+    r"|I\s+(?:do\s*not|don['’]?t)\s+know(?:\s+the\s+answer)?)"
+    r"(?:\s+(?:from|based\s+on|given|according\s+to|in|with)\s+(?:the\s+|my\s+)?"
+    + _MEMORY
+    + r")?"
+    r"[\s*_`\"')\]]*(?:[.!;\n]|$)"
 )
 _ABSTAIN = re.compile("(?i)" + _ABSTAIN_PHRASE)
-# After an answer marker the phrase must come first: "Answer: it cannot be determined".
-_ABSTAIN_AT_START = re.compile(r"(?i)(?:(?:it|this|that)\s+(?:is\s+)?)?" + _ABSTAIN_PHRASE)
+# At the start of an answer (or of the reply): "Answer: it is not possible to tell",
+# "There is not enough information", "I can't tell", "Unknown.".
+_ABSTAIN_AT_START = re.compile(
+    r"(?i)[\s*_`\"'(\[]*(?:(?:(?:the\s+answer|it|this|that|there)\s+(?:(?:is|was)\s+)?"
+    r"|(?:it|that|there)['’]s\s+|I\s+|we\s+)(?:simply\s+|just\s+|really\s+)?)?"
+    r"(?:" + _ABSTAIN_PHRASE + "|" + _ABSTAIN_SHORT + ")"
+)
+# After an abstention phrase, one of these followed by an option's text is a guess.
+_COMMIT = re.compile(
+    r"(?i)\b(?:so|therefore|thus|hence|but|however|though|although|yet|instead|probably"
+    r"|likely|presumably|perhaps|maybe|guess)\b"
+)
 # "A" and "I" followed by a lowercase word are an article / a pronoun, unless the word shows the
 # letter is being talked about ("A is correct").
 _LETTER_VERBS = frozenset(
@@ -77,6 +130,16 @@ _LETTER_VERBS = frozenset(
     "as but".split()
 )
 _NEXT_WORD = re.compile(r"\s+([a-z]+)")
+_NEXT_WORD_ON_LINE = re.compile(r"[^\S\n]+([a-z]+)")
+# An undecorated capital letter followed by a word may be an article: "Answer: A red circle".
+_WORD_FOLLOWS = re.compile(r"[^\S\n]+[A-Za-z]")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)")
+# After one of these, labels are ruled out, not offered: "C, not A or B", "C rather than A/B".
+_NEGATION = re.compile(
+    r"(?i)\b(?:not|no|neither|nor|never|isn['’]?t|aren['’]?t|rather\s+than|instead\s+of"
+    r"|except|excluding|unlike)\b"
+)
+_NEWLINE = re.compile(r"\n")
 _MARKDOWN = re.compile(r"[*_`#]")
 _EDGE_PUNCT = ".,;:!?\"'()[]{}<> "
 _WS = re.compile(r"\s+")
@@ -88,6 +151,8 @@ class _Patterns:
     """Regexes that depend on the label set, compiled once per label set."""
 
     explicit_letter: re.Pattern[str]
+    list_next: re.Pattern[str]
+    alternative: re.Pattern[str]
     boxed: re.Pattern[str]
     is_correct: re.Pattern[str]
     line: re.Pattern[str]
@@ -99,15 +164,27 @@ class _Patterns:
 def _patterns(labels: str) -> _Patterns:
     both = f"[{labels}{labels.lower()}]"
     # A letter followed by "or B", "/B", ", B" is a list of candidates, not an answer.
-    end = rf"(?![\w\-])(?!\s*(?:,|/|\bor\b|\band\b)\s*[(*]*[{labels}](?![\w\-]))"
+    list_core = r"\s*(?:,|/|\bor\b|\band\b)\s*[(*]*"
+    list_next = list_core + rf"(?P<letter>[{labels}])(?![\w\-])"
+    end = rf"(?![\w\-])(?!{list_core}[{labels}](?![\w\-]))"
     prefix = _OPEN + r"(?:(?i:option|choice|letter)\s*)?" + _OPEN
     return _Patterns(
-        explicit_letter=re.compile(prefix + f"(?P<letter>{both})" + end),
+        explicit_letter=re.compile(prefix + f"(?P<letter>{both})" + r"(?![\w\-])"),
+        list_next=re.compile(list_next),
+        # "... or (B) red circle", ", maybe C", "/ option D": another label offered as answer
+        alternative=re.compile(
+            r"(?:,|/|(?i:\bor\b|\band\b|\bvs\b\.?))\s*"
+            r"(?i:(?:maybe|possibly|perhaps|probably|else|even)\s+)?"
+            r"(?i:(?:option|choice|letter)\s+)?[\s*_`\"'(\[]*+"
+            rf"(?P<letter>[{labels}])(?![\w\-'’])(?!\.\w)"
+        ),
         boxed=re.compile(
             r"\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?" + prefix + f"(?P<letter>{both})" + end
         ),
         is_correct=re.compile(
-            rf"(?<![\w\-])(?:(?i:option|choice)\s+)?[(*]*(?P<letter>[{labels}])[)*]*\s+"
+            # a run of "(" / "*" is entered only at its start, which keeps the search linear
+            r"(?:(?<![\w\-])(?i:option|choice)\s+[(*]*+|(?<![\w\-(*])[(*]++|(?<![\w\-]))"
+            rf"(?P<letter>[{labels}])[)*]*+\s+"
             r"(?i:is\s+(?:the\s+)?(?:correct|right|best)\b)"
         ),
         line=re.compile(
@@ -143,16 +220,20 @@ def extract_choice(raw: str, options: Sequence[str], labels: str = "ABCDE") -> E
         label: _normalise(pats.label_prefix.sub("", opt.strip()))
         for label, opt in zip(labels, options)
     }
+    token_spans = _label_token_spans(text, pats)
     found = (
-        _explicit(text, pats, option_norm, abstain)
+        _explicit(text, pats, option_norm, abstain, [pos for pos, _ in token_spans])
         or _bare_letter(text, pats, option_norm)
         or _letter_lines(text, pats, option_norm)
         or _option_text(text, option_norm)
     )
     if found is not None:
+        # a ``None`` label: the deciding statement offers several labels ("(A) ... or (B) ...")
+        if found[0] is None:
+            return Extraction(None, "none", "ambiguous")
         return Extraction(found[0], found[1], None)
-    tokens = _label_tokens(text, pats)
-    if not tokens and abstain is not None and _ABSTAIN.search(text):
+    tokens = [letter for _, letter in token_spans]
+    if not tokens and abstain is not None and _abstains(text, 0, len(text), option_norm, True):
         return Extraction(abstain, "abstain_text", None)
     distinct = set(tokens)
     if len(distinct) == 1:
@@ -174,49 +255,195 @@ def _answer_part(raw: str) -> tuple[str, str | None]:
 
 
 def _explicit(
-    text: str, pats: _Patterns, option_norm: dict[str, str], abstain: str | None
-) -> tuple[str, str] | None:
-    """The last explicit final-answer statement, by position in the reply."""
-    found: list[tuple[int, str, str]] = []
-    # A line much longer than every option cannot name one; skipping it keeps this linear.
-    max_len = 2 * max(map(len, option_norm.values()), default=0) + 64
-    for m in _MARKER.finditer(text):
-        letter = pats.explicit_letter.match(text, m.end())
-        if letter is not None and _letter_ok(text, letter):
-            found.append((m.start(), letter["letter"].upper(), "answer_line"))
-            continue
-        eol = text.find("\n", m.end())
-        rest = text[m.end() : eol if eol >= 0 else len(text)]
-        by_text = _unique_option(_normalise(rest), option_norm) if len(rest) <= max_len else None
-        if by_text is not None:
-            found.append((m.start(), by_text, "answer_text"))
-        elif abstain and _ABSTAIN_AT_START.match(rest) and not _label_tokens(rest, pats):
-            found.append((m.start(), abstain, "answer_text"))
+    text: str,
+    pats: _Patterns,
+    option_norm: dict[str, str],
+    abstain: str | None,
+    token_pos: list[int],
+) -> tuple[str | None, str] | None:
+    """The last explicit final-answer statement, by position in the reply; a ``None`` label
+    means that statement names several labels (ambiguous).
+
+    Markers are read from the last one back, stopping at the first that states an answer (or
+    once they stand before the last ``\\boxed``/"B is correct"), and the work per marker is
+    bounded by ``max_len`` characters plus a binary search, so any reply stays linear.
+    """
+    found: list[tuple[int, str | None, str]] = []
     for m in pats.boxed.finditer(text):
         if _letter_ok(text, m):
             found.append((m.start(), m["letter"].upper(), "boxed"))
     for m in pats.is_correct.finditer(text):
         found.append((m.start(), m["letter"], "is_correct"))
-    if not found:
-        return None
-    _, label, method = max(found, key=lambda f: f[0])
-    return label, method
+    latest = max(found, key=lambda f: f[0]) if found else None
+
+    max_len = _max_len(option_norm)
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
+
+    def line_end(pos: int) -> int:
+        i = bisect_left(newlines, pos)
+        return newlines[i] if i < len(newlines) else len(text)
+
+    for m in reversed(list(_MARKER.finditer(text))):
+        if latest is not None and m.start() < latest[0]:
+            break
+        stated = _marker_answer(text, m.end(), pats, option_norm, abstain, token_pos, line_end)
+        if stated is not None:
+            return stated
+    return None if latest is None else (latest[1], latest[2])
+
+
+def _marker_answer(
+    text: str,
+    start: int,
+    pats: _Patterns,
+    option_norm: dict[str, str],
+    abstain: str | None,
+    token_pos: list[int],
+    line_end: Callable[[int], int],
+) -> tuple[str | None, str] | None:
+    """What the statement after one answer marker (ending at ``start``) commits to, if
+    anything: a letter (``None`` if it offers alternatives), an option's text, or abstention."""
+    max_len = _max_len(option_norm)
+    eol = line_end(start)
+    letter = pats.explicit_letter.match(text, start)
+    if letter is not None and not _letter_ok(text, letter):
+        letter = None
+    # Option text wins over a letter only where the letter could be an article: undecorated,
+    # and followed by a word ("Answer: A red circle"), never for "(A) ..." or "A. ...".
+    if eol - start <= max_len and (
+        letter is None
+        or (
+            letter.start("letter") == start
+            and _WORD_FOLLOWS.match(text, letter.end("letter")) is not None
+        )
+    ):
+        by_text = _unique_option(_normalise(text[start:eol]), option_norm)
+        if by_text is not None:
+            return by_text, "answer_text"
+    if letter is not None:
+        label = letter["letter"].upper()
+        after = letter.end("letter")
+        end = min(line_end(after), after + max_len)
+        if _names_alternative(text, after, end, label, pats, option_norm):
+            return None, "answer_line"
+        return label, "answer_line"
+    if (
+        abstain
+        and _abstains(text, start, min(eol, start + 4 * max_len), option_norm, False)
+        and not _any_between(token_pos, start, eol)
+    ):
+        return abstain, "answer_text"
+    return None
+
+
+def _max_len(option_norm: dict[str, str]) -> int:
+    """A span much longer than every option cannot name one; looking no further than this past
+    each marker or letter keeps the work linear."""
+    return 2 * max(map(len, option_norm.values()), default=0) + 64
+
+
+def _names_alternative(
+    text: str, pos: int, end: int, label: str, pats: _Patterns, option_norm: dict[str, str]
+) -> bool:
+    """Whether the statement after the chosen letter (``text[pos:end]``, one line) offers
+    another label as the answer: "A or B", "A/B", "(A) blue square or (B) red circle",
+    "B. blue square, C. green star". A label that is talked about ("or C is wrong") or an
+    article ("or a red circle") is not an alternative; the statement ends at the first
+    sentence end after the letter's own separator ("B. Either A or C is wrong" names B), and
+    labels after a negation are ruled out, not offered ("C, not A or B" names C)."""
+    listed = pats.list_next.match(text, pos, end)
+    if listed is not None:
+        return listed["letter"] != label
+    tail_end = _LETTER_TAIL.match(text, pos, end).end()
+    stop = _SENTENCE_END.search(text, tail_end, end)
+    stmt_end = stop.end() if stop is not None else end
+    negated = _NEGATION.search(text, pos, stmt_end)
+    if negated is not None:
+        stmt_end = negated.start()
+    for alt in pats.alternative.finditer(text, pos, stmt_end):
+        other = alt["letter"]
+        if other == label:
+            continue
+        if _WORD_FOLLOWS.match(text, alt.end("letter"), stmt_end) is None:
+            return True  # "or B", "or (B) red circle", "or C." : offered as an answer
+        # "or B blue square" names B by its text; "or B is wrong", "or A red ..." do not
+        rest = _normalise(text[alt.end("letter") : stmt_end])
+        opt = option_norm.get(other)
+        if opt and (rest == opt or rest.startswith(opt + " ")):
+            return True
+    return False
+
+
+def _abstains(
+    text: str, start: int, end: int, option_norm: dict[str, str], anywhere: bool
+) -> bool:
+    """Whether ``text[start:end]`` opens with abstention phrasing (or, with ``anywhere``,
+    contains a phrase that may stand anywhere), and does not go on to a guess: a committing
+    word followed by an option's text ("..., but probably the red circle")."""
+    last = -1
+    at_start = _ABSTAIN_AT_START.match(text, start, end)
+    if at_start is not None:
+        last = at_start.end()
+    if anywhere:
+        for m in _ABSTAIN.finditer(text, max(start, last), end):
+            # "It was the red circle, which is not mentioned in the memory ..." is an answer
+            head = max(start, m.start() - 300)
+            if m["weak"] is None or not _option_before(text, head, m.start(), option_norm):
+                last = m.end()
+    if last < 0:
+        return False
+    commit = _COMMIT.search(text, last, end)
+    return commit is None or not _mentions_option(text[commit.end() : end], option_norm)
+
+
+def _option_before(text: str, start: int, pos: int, option_norm: dict[str, str]) -> bool:
+    """Whether an option's text stands earlier in the sentence that ``pos`` is in."""
+    head = text[start:pos]
+    cut = max(head.rfind(c) for c in ".!?\n")
+    return _mentions_option(head[cut + 1 :], option_norm)
+
+
+def _mentions_option(s: str, option_norm: dict[str, str]) -> bool:
+    norm = _normalise(s)
+    return any(
+        opt and re.search(rf"(?<!\w){re.escape(opt)}(?!\w)", norm)
+        for opt in option_norm.values()
+    )
+
+
+def _any_between(positions: list[int], start: int, end: int) -> bool:
+    i = bisect_left(positions, start)
+    return i < len(positions) and positions[i] < end
 
 
 def _letter_ok(text: str, m: re.Match[str]) -> bool:
-    """A lowercase letter followed by a word is an article ("the answer is a red circle")."""
+    """A lowercase letter followed by a word is an article ("the answer is a red circle"), and
+    so is a capital "A" (or the pronoun "I") followed on its line by a lowercase word that does
+    not talk about the letter ("Answer: A red circle" but not "Answer: A is correct")."""
     letter = m["letter"]
-    return letter.isupper() or _NEXT_WORD.match(text, m.end("letter")) is None
+    if letter.islower():
+        return _NEXT_WORD.match(text, m.end("letter")) is None
+    if letter in "AI":
+        nxt = _NEXT_WORD_ON_LINE.match(text, m.end("letter"))
+        return nxt is None or nxt[1] in _LETTER_VERBS
+    return True
 
 
 def _bare_letter(
     text: str, pats: _Patterns, option_norm: dict[str, str]
-) -> tuple[str, str] | None:
-    """A one-line reply that is a letter, alone or followed by a separator and any text."""
+) -> tuple[str | None, str] | None:
+    """A one-line reply that is a letter, alone or followed by a separator and any text; a
+    ``None`` label if that text offers another label ("(A) red circle or (B) blue square")."""
     if "\n" in text:
         return None
     label = _line_label(text, pats, option_norm, any_text=True)
-    return None if label is None else (label, "bare_letter")
+    if label is None:
+        return None
+    after = pats.line.fullmatch(text).end("letter")
+    end = min(len(text), after + _max_len(option_norm))
+    if _names_alternative(text, after, end, label, pats, option_norm):
+        return None, "bare_letter"
+    return label, "bare_letter"
 
 
 def _letter_lines(
@@ -262,8 +489,9 @@ def _unique_option(norm: str, option_norm: dict[str, str]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _label_tokens(text: str, pats: _Patterns) -> list[str]:
-    """Standalone capital label letters, in order, minus articles and the pronoun "I"."""
+def _label_token_spans(text: str, pats: _Patterns) -> list[tuple[int, str]]:
+    """Standalone capital label letters with their positions, in order, minus articles and the
+    pronoun "I"."""
     out = []
     for m in pats.token.finditer(text):
         letter = m["letter"]
@@ -271,7 +499,7 @@ def _label_tokens(text: str, pats: _Patterns) -> list[str]:
             nxt = _NEXT_WORD.match(text, m.end())
             if nxt is not None and nxt[1] not in _LETTER_VERBS:
                 continue
-        out.append(letter)
+        out.append((m.start(), letter))
     return out
 
 

@@ -18,6 +18,18 @@ sample factor G/(G-1),
 and for Prec (a ratio of two means) the linearised residual r_i = (correct_i − Prec·covered_i)
 / Cov. Intervals are point ± 1.96·SE, clipped to [0, 1].
 
+A clustered SE of 0 does not mean certainty: it happens when every row has the same value
+(a blind control's Cov = 0, an oracle's Prec = 1) or, rarely, every stream's mean equals the
+overall mean, and a normal interval would collapse to [p, p]. Then the interval is the 95 %
+Wilson score interval for p with the number of clusters G as the sample size,
+
+    (p + z²/2G ± z·sqrt(p(1−p)/G + z²/4G²)) / (1 + z²/G),
+
+i.e. each stream counts as one observation, which is conservative when a stream's questions
+are perfectly correlated (p = 0 with G = 12 gives [0, z²/(G + z²)] ≈ [0, 0.2425]). For Prec,
+G counts only the streams with at least one covered (not abstained) question: the clusters of
+its denominator. Non-degenerate data keep the clustered normal interval.
+
 Degenerate cases are ``None`` rather than invented numbers: with n = 0 every rate is ``None``;
 with Cov = 0, Prec is ``None``; with fewer than two clusters the standard error is undefined and
 all intervals are ``None``.
@@ -37,7 +49,14 @@ Z_95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class Scores:
-    """Counts, rates and clustered 95 % intervals for one set of questions."""
+    """Counts, rates and clustered 95 % intervals for one set of questions.
+
+    Each interval is point ± 1.96 · (cluster-robust SE), clipped to [0, 1]; where that SE is 0
+    (every row has the same value, e.g. Cov = 0 or Prec = 1) it is instead the Wilson score
+    interval with the number of streams as the sample size (for Prec: the streams with a
+    covered question), so a perfect or null score never gets a zero-width interval. Intervals
+    are ``None`` with fewer than two streams, and so is everything for Prec when Cov = 0.
+    """
 
     n: int
     correct: int
@@ -88,11 +107,13 @@ def score(
     groups = np.fromiter((ids.setdefault(g, len(ids)) for g in clusters), dtype=np.intp, count=n)
 
     acc, cov = float(c.mean()), float(covered.mean())
-    acc_ci = _interval(acc, c - acc, groups)
-    cov_ci = _interval(cov, covered - cov, groups)
+    n_groups = len(ids)
+    acc_ci = _interval(acc, c - acc, groups, n_groups)
+    cov_ci = _interval(cov, covered - cov, groups, n_groups)
     if cov > 0:
         prec = acc / cov
-        prec_ci = _interval(prec, (c - prec * covered) / cov, groups)
+        covered_groups = int(np.unique(groups[covered]).size)
+        prec_ci = _interval(prec, (c - prec * covered) / cov, groups, covered_groups)
     else:
         prec, prec_ci = None, (None, None)
     return Scores(
@@ -126,12 +147,29 @@ def _cluster_se(residuals: np.ndarray, groups: np.ndarray) -> float | None:
 
 
 def _interval(
-    point: float, residuals: np.ndarray, groups: np.ndarray
+    point: float, residuals: np.ndarray, groups: np.ndarray, wilson_n: int
 ) -> tuple[float | None, float | None]:
+    """Clustered normal interval, or the Wilson interval on ``wilson_n`` clusters where the
+    clustered SE is 0; ``None`` below two clusters."""
     se = _cluster_se(residuals.astype(float), groups)
     if se is None:
         return None, None
+    # Every stream's residual sum is an integer multiple of at least 1/n, so a non-zero SE is
+    # >= 1/n²; below half that it is 0 up to rounding (identical values give exactly 0; streams
+    # whose means all equal the overall mean give ~1e-17).
+    if se < 0.5 / residuals.size**2:
+        return _wilson(point, wilson_n)
     return max(0.0, point - Z_95 * se), min(1.0, point + Z_95 * se)
+
+
+def _wilson(p: float, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion ``p`` observed on ``n`` (>= 1) units."""
+    z2 = Z_95 * Z_95
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = Z_95 * float(np.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n))) / denom
+    # Clamp rounding so that p itself is always inside (p = 0 gives exactly 0, not 1e-17).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def score_rows(rows: pl.DataFrame) -> Scores:

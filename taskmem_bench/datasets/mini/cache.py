@@ -4,12 +4,14 @@ Files live in a folder named by the generator version and the split parameters t
 media; each file name carries the digest of the episode's simulated timeline, so a change to the
 simulation can never be served stale media. A split of 12 episodes reuses the first 12 files of
 a split of 300. Writers build in a private temp folder and rename into place, so a concurrent
-generator of the same episode is harmless (both write identical bytes).
+generator of the same episode is harmless (both write identical bytes). A checksum sidecar is
+written last; a cached file that no longer matches it is regenerated, not served.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -44,8 +46,25 @@ class MediaJob:
     srt: Path
 
     @property
+    def checksums(self) -> Path:
+        """Sidecar with the files' sha256, written last: its presence means the episode is done."""
+        return self.mp4.with_suffix(".sha256")
+
+    @property
     def done(self) -> bool:
-        return self.mp4.is_file() and self.srt.is_file()
+        return self.checksums.is_file() and self.mp4.is_file() and self.srt.is_file()
+
+    def verified_hashes(self) -> dict[str, str] | None:
+        """The files' sha256 by name if they still match the sidecar, else ``None``."""
+        if not self.done:
+            return None
+        expected = json.loads(self.checksums.read_text())
+        actual = {path.name: sha256(path) for path in (self.mp4, self.srt)}
+        return actual if actual == expected else None
+
+    def discard(self) -> None:
+        for path in (self.checksums, self.mp4, self.srt):
+            path.unlink(missing_ok=True)
 
 
 def produce(job: MediaJob) -> None:
@@ -58,8 +77,11 @@ def produce(job: MediaJob) -> None:
         write_srt(scratch / job.srt.name, job.world.speech)
         n_frames = round(job.world.duration * job.fps)
         write_mp4(scratch / job.mp4.name, Renderer(job.world, job.size).frame, n_frames, job.fps)
+        hashes = {name: sha256(scratch / name) for name in (job.mp4.name, job.srt.name)}
+        (scratch / job.checksums.name).write_text(json.dumps(hashes, sort_keys=True))
         os.replace(scratch / job.srt.name, job.srt)
         os.replace(scratch / job.mp4.name, job.mp4)
+        os.replace(scratch / job.checksums.name, job.checksums)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

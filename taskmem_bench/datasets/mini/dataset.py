@@ -10,7 +10,7 @@ import numpy as np
 
 from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease
 from taskmem_bench.datasets.mini.cache import (
-    GENERATOR_VERSION, MediaJob, cache_root, produce_all, sha256,
+    GENERATOR_VERSION, MediaJob, cache_root, produce_all,
 )
 from taskmem_bench.datasets.mini.questions import ENVIRONMENTS, make_questions
 from taskmem_bench.datasets.mini.world import World, simulate
@@ -40,11 +40,6 @@ class Config:
         frames = self.episode_seconds * self.fps
         if self.fps <= 0 or abs(frames - round(frames)) > 1e-6:
             raise ValueError("episode_seconds * fps must be a whole number of frames")
-
-    @property
-    def revision(self) -> str:
-        return (f"{GENERATOR_VERSION}:{self.environment}:seed={self.seed}:episodes={self.episodes}"
-                f":seconds={self.episode_seconds:g}:size={self.size}:fps={self.fps:g}")
 
     @property
     def folder(self) -> Path:
@@ -80,6 +75,14 @@ class MiniDataset(DatasetAdapter):
     Config = Config
     synthetic = True
 
+    def revision(self, config: Config | None = None) -> str:
+        """Generator version and every parameter that shapes the split's data (not where it is
+        cached), so equal revisions mean byte-identical episodes."""
+        config = config if config is not None else Config()
+        return (f"{GENERATOR_VERSION}:{config.environment}:seed={config.seed}"
+                f":episodes={config.episodes}:seconds={config.episode_seconds:g}"
+                f":size={config.size}:fps={config.fps:g}")
+
     def load(self, config: Config | None = None) -> DatasetRelease:
         config = config if config is not None else Config()
         plans = [plan_episode(config, i) for i in range(config.episodes)]
@@ -91,15 +94,21 @@ class MiniDataset(DatasetAdapter):
             for p in plans
         ]
         generated = produce_all(jobs)
-        files = {
-            path.relative_to(root).as_posix(): sha256(path)
-            for job in jobs for path in (job.mp4, job.srt)
-        }
+        hashes = [job.verified_hashes() for job in jobs]
+        corrupt = [k for k, found in enumerate(hashes) if found is None]
+        for k in corrupt:  # damaged since it was cached; the generator is deterministic
+            jobs[k].discard()
+        produce_all([jobs[k] for k in corrupt])
+        for k in corrupt:
+            hashes[k] = jobs[k].verified_hashes()
+            if hashes[k] is None:
+                raise RuntimeError(f"regenerated {jobs[k].mp4} does not match its checksums")
+        files = {name: sha for found in hashes for name, sha in (found or {}).items()}
         episodes = tuple(_episode(p, job, config) for p, job in zip(plans, jobs))
         questions = [q for e in episodes for q in e.stream.questions]
         return DatasetRelease(
             name=self.name,
-            revision=config.revision,
+            revision=self.revision(config),
             episodes=episodes,
             synthetic=True,
             files=files,
@@ -107,6 +116,7 @@ class MiniDataset(DatasetAdapter):
                 "environment": config.environment,
                 "root": str(root),
                 "generated_episodes": generated,
+                "regenerated_corrupt": sorted(jobs[k].mp4.stem for k in corrupt),
                 "facts": sum(len(e.facts) for e in episodes),
                 "questions": len(questions),
                 "categories": dict(sorted(Counter(q.category for q in questions).items())),

@@ -1,0 +1,222 @@
+"""Build the static leaderboard site from a folder of result bundles.
+
+Layout of the site (all links relative, so it works from any path and from ``file://``)::
+
+    index.html                 main table: one row per policy configuration, columns per benchmark
+    benchmarks/<task>.html     per-benchmark table, category / evidence-delay breakdowns, plots
+    runs/<run_id>/index.html   provenance, scores, a sample of questions with their memory
+    runs/<run_id>/rows.csv     every row (text cells guarded against spreadsheet formulas)
+    runs/<run_id>/rows.parquet every row, exact
+    about.html                 how to submit, what is checked, rejected bundles, citation
+    leaderboard.json           the accepted runs' numbers and the rejections, for machines
+    static/                    style.css, leaderboard.js
+
+The site is written to a temporary folder and swapped in whole, so a reader never sees a mix
+of two builds and a run whose bundle was removed leaves no page behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+import taskmem_bench
+from leaderboard import plots, tables
+from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
+from leaderboard.validate import TRACKS, AcceptedRun, Rejection, validate_all
+from taskmem_bench.taskconfig import load_task
+
+MARKER = ".taskmem-leaderboard"
+"""Marks a folder as a built site, which the next build may replace."""
+FORMULA_START = r"^[=+\-@\t\r]"
+"""Cell starts a spreadsheet treats as a formula."""
+
+
+class SiteError(ValueError):
+    """The site cannot be built where asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    site: Path
+    accepted: list[AcceptedRun]
+    rejected: list[Rejection]
+
+
+def collect(results: Path) -> tuple[list[AcceptedRun], list[Rejection]]:
+    """Read and validate every ``*.tar.gz`` under ``results``, in path order."""
+    results = Path(results)
+    if not results.is_dir():
+        raise SiteError(f"results folder not found: {results}")
+    paths = sorted(results.rglob("*.tar.gz"))
+    if not paths:
+        raise SiteError(f"no result bundles (*.tar.gz) under {results}")
+    bundles, rejected = [], []
+    for path in paths:
+        try:
+            bundles.append(read_bundle(path))
+        except BundleError as exc:
+            rejected.append(Rejection(path.name, str(exc)))
+    accepted, more = validate_all(bundles)
+    return accepted, sorted(rejected + more, key=lambda r: r.source)
+
+
+def build_site(results: Path, out: Path) -> BuildResult:
+    accepted, rejected = collect(results)
+    out = Path(out)
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        _Writer(staging, accepted, rejected).write_all()
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuildResult(out, accepted, rejected)
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and not (out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))):
+        raise SiteError(f"{out} exists and is not a leaderboard site; choose another -o")
+
+
+def build_time() -> datetime:
+    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+
+
+def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells a spreadsheet would run as a formula get a leading apostrophe (CSV only)."""
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+
+
+class _Writer:
+    """Renders every page of one build into ``root``."""
+
+    def __init__(self, root: Path, accepted: list[AcceptedRun], rejected: list[Rejection]) -> None:
+        self.root, self.accepted, self.rejected = root, accepted, rejected
+        self.env = Environment(
+            loader=PackageLoader("leaderboard", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.benchmarks = sorted({run.task for run in accepted})
+        self.gains = dict(
+            tables.runs_frame(accepted).select("run_id", "gain").iter_rows()
+        ) if accepted else {}
+        when = build_time()
+        self.common = {
+            "benchmarks": self.benchmarks,
+            "version": taskmem_bench.__version__,
+            "updated": when.strftime("%Y-%m-%d %H:%M UTC"),
+            "year": when.year,
+            "n_accepted": len(accepted),
+        }
+
+    def write_all(self) -> None:
+        (self.root / MARKER).write_text("built by taskmem-bench leaderboard build\n")
+        static = self.root / "static"
+        static.mkdir()
+        for item in files("leaderboard").joinpath("static").iterdir():
+            (static / item.name).write_bytes(item.read_bytes())
+        self._page("index.html", "index.html.j2", root="",
+                   entries=tables.entries(self.accepted), tracks=TRACKS,
+                   side_options=sorted({r.side_label for r in self.accepted}),
+                   n_rejected=len(self.rejected))
+        for task in self.benchmarks:
+            self._benchmark(task)
+        for run in self.accepted:
+            self._run(run)
+        self._page("about.html", "about.html.j2", root="", rejected=self.rejected,
+                   bundle_schema=BUNDLE_SCHEMA)
+        (self.root / "leaderboard.json").write_text(json.dumps(self._json(), indent=2))
+
+    def _page(self, path: str, template: str, **context: Any) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        html = self.env.get_template(template).render(**self.common, **context)
+        target.write_text(html, encoding="utf-8")
+
+    def _benchmark(self, task: str) -> None:
+        runs = sorted(
+            (r for r in self.accepted if r.task == task),
+            key=lambda r: (r.scores.acc is None, -(r.scores.acc or 0.0), r.policy),
+        )
+        breakdowns = tables.breakdowns(runs)
+        delay = next(b for b in breakdowns if b.title == "Evidence delay")
+        href = "../runs/{}/index.html".format
+        memory_plot = plots.accuracy_vs_memory([
+            plots.Point(r.label, r.tokens_per_hour or 0.0, r.scores.acc or 0.0,
+                        r.scores.acc_ci_low, r.scores.acc_ci_high, r.track, href(r.run_id))
+            for r in runs
+        ])
+        delay_plot = plots.accuracy_by_group(
+            delay.groups,
+            [
+                plots.Series(run.label, [s.acc if (s := scores.get(g)) else None for g in delay.groups],
+                             href(run.run_id))
+                for run, scores in delay.runs
+            ],
+            "Evidence delay",
+        )
+        self._page(
+            f"benchmarks/{task}.html", "benchmark.html.j2", root="../", task=task,
+            description=load_task(task).description,
+            runs=[{"run": r, "gain": self.gains.get(r.run_id)} for r in runs],
+            breakdowns=breakdowns, memory_plot=memory_plot, delay_plot=delay_plot,
+        )
+
+    def _run(self, run: AcceptedRun) -> None:
+        folder = self.root / "runs" / run.run_id
+        folder.mkdir(parents=True)
+        run.bundle.rows.write_parquet(folder / "rows.parquet")
+        guard_formulas(run.bundle.rows).write_csv(folder / "rows.csv")
+        exported = run.bundle.header.get("exported_by")
+        self._page(
+            f"runs/{run.run_id}/index.html", "run.html.j2", root="../../", run=run,
+            gain=self.gains.get(run.run_id),
+            samples=tables.sample(run), manifest=dict(run.bundle.manifest),
+            header_package=(f"{exported.get('name')} {exported.get('version')}"
+                            if isinstance(exported, dict) else "?"),
+        )
+
+    def _json(self) -> dict[str, Any]:
+        return {
+            "built_by": {"name": "taskmem-bench", "version": taskmem_bench.__version__},
+            "updated": self.common["updated"],
+            "runs": [
+                {
+                    "run_id": r.run_id, "bundle": r.bundle.source, "task": r.task,
+                    "policy": r.policy, "policy_version": r.manifest.policy.version,
+                    "track": r.track, "reader": r.manifest.reader.name,
+                    "side_channels": list(r.side_channels), "seed": r.manifest.seed,
+                    "limit": r.manifest.limit, "gain": self.gains.get(r.run_id),
+                    "tokens_per_hour": r.tokens_per_hour, **r.scores.to_dict(),
+                }
+                for r in self.accepted
+            ],
+            "rejected": [{"bundle": r.source, "reason": r.reason} for r in self.rejected],
+        }

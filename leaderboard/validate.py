@@ -1,0 +1,473 @@
+"""Is a well-formed bundle true? The leaderboard shows only runs it re-scored itself.
+
+A bundle that ``bundle.read_bundle`` accepted for form is accepted here only if
+
+1. its manifest has every field the leaderboard needs, with the right types;
+2. it is *known* to this package version: the task is a shipped task and its config is the
+   shipped one (the reader and the allowed side channels may differ: they define tracks), the
+   task hash matches the config, and the dataset revision is what this package's adapter
+   reports for the task's dataset config (``DatasetAdapter.revision``, no data read); a policy
+   named like a control must be this package's control class;
+3. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` gives the
+   row's parsed answer and verdict (failed rows have no output and count as wrong);
+4. every row's memory snapshot is the prefix of its stream's memory log written by the ask
+   time, with the stated digest, token and character counts;
+5. ``results.summarize`` over the rows gives the summary's numbers (Acc/Cov/Prec, their
+   intervals, counts, per-category scores, failures), and the memory totals match the log.
+
+What it cannot check: that the gold answers, question texts and ask times in the rows are the
+dataset's (no dataset is read), that the reader really produced the raw outputs, or that the
+policy is the code it names. Checksums catch accidents, not a submitter who rewrites a bundle
+consistently; the re-scoring makes every number on the site follow from the rows shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import polars as pl
+
+from leaderboard.bundle import Bundle
+from leaderboard.manifest import ManifestError, ManifestView, parse_manifest
+from taskmem_bench.datasets import load_adapter
+from taskmem_bench.memory import MemoryEntry, MemorySnapshot, count_tokens
+from taskmem_bench.policy import available_policies
+from taskmem_bench.provenance import MANIFEST_VERSION
+from taskmem_bench.readers import load_reader
+from taskmem_bench.results import summarize
+from taskmem_bench.schema import ANSWER_LABELS
+from taskmem_bench.scoring.metrics import Scores, score_rows
+from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.taskconfig import (
+    ConfigError,
+    TaskConfig,
+    available_tasks,
+    config_hash,
+    load_task,
+    validate,
+)
+
+TOLERANCE = 1e-9
+CONTROL_POLICIES = ("blind", "oracle", "recent-frames")
+FIXED, OPEN, CONTROL = "fixed-reader", "open", "control"
+TRACKS = (FIXED, OPEN, CONTROL)
+FREE_TASK_KEYS = ("description", "reader", "reader_args", "dataset_args", "side_channels.allowed")
+"""Task-config keys a run may set differently from the shipped task: the reader (it decides the
+track), the allowed side channels (shown and filtered on), the dataset arguments (checked
+through the dataset revision instead, so that cache location is free) and the description."""
+
+
+REQUIRED_ROW_FIELDS = (
+    "stream_id", "question_id", "options", "answer_format", "ask_time", "memory_entries",
+    "memory_tokens", "memory_chars", "gold", "correct", "abstained", "parse_failed",
+)
+"""Row fields every row has, answered or failed (the rest may be null, e.g. on failed rows)."""
+
+
+class Rejected(ValueError):
+    """The bundle is not accepted; the message is the one reason shown for it."""
+
+
+@dataclass(frozen=True)
+class AcceptedRun:
+    """A bundle that passed every check, with the scores this package computed from its rows."""
+
+    bundle: Bundle
+    manifest: ManifestView
+    track: str
+    scores: Scores
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task.name
+
+    @property
+    def policy(self) -> str:
+        return self.manifest.policy.name
+
+    @property
+    def side_channels(self) -> tuple[str, ...]:
+        return tuple(self.manifest.side_channels.allowed)
+
+    @property
+    def side_label(self) -> str:
+        return ", ".join(sorted(self.side_channels)) or "none"
+
+    @property
+    def label(self) -> str:
+        """The policy name and what sets this run apart from others of the same policy on the
+        same benchmark: another reader, fewer side channels."""
+        label = self.policy
+        if self.track == OPEN:
+            label += f" · reader {self.manifest.reader.name}"
+        if set(self.side_channels) != set(self.manifest.side_channels.available):
+            label += f" · side channels: {self.side_label}"
+        return label
+
+    @cached_property
+    def run_id(self) -> str:
+        """Stable, URL-safe and unique per bundle content."""
+        return f"{_slug(self.task)}-{_slug(self.policy)}-{self.bundle.digest[:10]}"
+
+    @cached_property
+    def reader_key(self) -> str:
+        """The reader's identity: runs with equal keys had the same reader, prompt and config."""
+        r = self.manifest.reader
+        return json.dumps([r.name, r.version, r.prompt_hash, r.config], sort_keys=True)
+
+    @cached_property
+    def entry_key(self) -> str:
+        """One leaderboard row: the same policy and config, reader, side channels, seed and
+        stream limit; an entry holds at most one run per task."""
+        m = self.manifest
+        return json.dumps(
+            [m.policy.name, m.policy.version, m.policy.config, self.reader_key,
+             sorted(self.side_channels), m.seed, m.limit],
+            sort_keys=True,
+        )
+
+    @property
+    def tokens_per_hour(self) -> float | None:
+        return self.bundle.summary["memory"]["tokens_per_hour"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    source: str
+    reason: str
+
+
+def validate_all(bundles: Iterable[Bundle]) -> tuple[list[AcceptedRun], list[Rejection]]:
+    """Validate bundles in order; a later bundle for an (entry, task) already accepted is a
+    duplicate and is rejected, so every leaderboard cell comes from exactly one bundle."""
+    accepted: list[AcceptedRun] = []
+    rejected: list[Rejection] = []
+    seen: dict[tuple[str, str], str] = {}
+    for bundle in bundles:
+        try:
+            run = validate_bundle(bundle)
+            first = seen.setdefault((run.entry_key, run.task), bundle.source)
+            if first != bundle.source:
+                raise Rejected(
+                    f"duplicate of {first}: same policy, config, reader, side channels, seed "
+                    f"and limit on task {run.task}"
+                )
+        except Rejected as exc:
+            rejected.append(Rejection(bundle.source, str(exc)))
+            continue
+        except Exception as exc:  # hostile input this validator did not foresee: reject, go on
+            rejected.append(Rejection(bundle.source, f"cannot be validated ({type(exc).__name__}: "
+                                                     f"{_show(str(exc))})"))
+            continue
+        accepted.append(run)
+    return accepted, rejected
+
+
+def validate_bundle(bundle: Bundle) -> AcceptedRun:
+    try:
+        manifest = parse_manifest(bundle.manifest)
+    except ManifestError as exc:
+        raise Rejected(str(exc)) from None
+    shipped = check_known(manifest)
+    check_rows(bundle.rows, manifest)
+    check_memory(bundle.rows, bundle.memory)
+    scores = check_summary(bundle, manifest)
+    return AcceptedRun(bundle, manifest, track(manifest, shipped), scores)
+
+
+# --------------------------------------------------------------------------------- known to us
+
+
+def check_known(m: ManifestView) -> TaskConfig:
+    """The run's task, dataset and controls are this package version's; returns the shipped task."""
+    if m.manifest_version != MANIFEST_VERSION:
+        raise Rejected(f"manifest version {m.manifest_version} is not {MANIFEST_VERSION}")
+    if m.package.name != "taskmem-bench":
+        raise Rejected(f"manifest is from package {_show(m.package.name)}, not taskmem-bench")
+    if m.task.name not in available_tasks():
+        raise Rejected(f"task {_show(m.task.name)} is not a task of this package version; "
+                       f"known: {', '.join(available_tasks())}")
+    shipped = load_task(m.task.name)
+    if config_hash(m.task.config) != m.task.hash:
+        raise Rejected("manifest task hash does not match its task config")
+    differences = _differences(shipped.to_dict(), m.task.config)
+    if differences:
+        raise Rejected(f"task config differs from the shipped task {m.task.name} at "
+                       f"{differences[0]}; only the reader and allowed side channels may differ")
+    _check_dataset(m, shipped)
+    if m.side_channels.model_dump() != m.task.config.get("side_channels"):
+        raise Rejected("manifest side channels differ from its task config's")
+    if not set(m.side_channels.allowed) <= set(m.side_channels.available):
+        raise Rejected("manifest allows side channels the task does not have")
+    if m.reader.name != m.task.config.get("reader"):
+        raise Rejected("manifest reader differs from its task config's reader")
+    if m.policy.name in CONTROL_POLICIES:
+        ours = available_policies().get(m.policy.name)
+        if ours != m.policy.cls:
+            raise Rejected(f"policy {m.policy.name} is a control name, but its class "
+                           f"{_show(m.policy.cls)} is not this package's ({ours or 'none'})")
+    return shipped
+
+
+def _check_dataset(m: ManifestView, shipped: TaskConfig) -> None:
+    adapter = load_adapter(shipped.dataset)()
+    if m.dataset.name != shipped.dataset:
+        raise Rejected(f"dataset {_show(m.dataset.name)} is not task {shipped.name}'s "
+                       f"({shipped.dataset})")
+    if m.dataset.config != m.task.config.get("dataset_args"):
+        raise Rejected("manifest dataset config differs from its task config's dataset_args")
+    if m.dataset.synthetic != adapter.synthetic:
+        raise Rejected(f"manifest says synthetic={m.dataset.synthetic}; dataset "
+                       f"{shipped.dataset} is synthetic={adapter.synthetic}")
+    if m.policy.privileged and not adapter.synthetic:
+        raise Rejected("a privileged policy ran on real data")
+    try:
+        ours = adapter.revision(validate(adapter.Config, shipped.dataset_args, "dataset"))
+        theirs = adapter.revision(validate(adapter.Config, m.dataset.config, "dataset"))
+    except ConfigError as exc:
+        raise Rejected(f"dataset config is not valid for {shipped.dataset}: {exc}") from None
+    if m.dataset.revision != theirs:
+        raise Rejected(f"dataset revision {_show(m.dataset.revision)} does not match the "
+                       f"dataset config it states ({theirs})")
+    if theirs != ours:
+        raise Rejected(f"dataset revision {_show(theirs)} is not the one task {shipped.name} "
+                       f"uses in this package version ({ours})")
+
+
+def _differences(shipped: Mapping[str, Any], theirs: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths where the two task configs differ, outside ``FREE_TASK_KEYS``."""
+    found = []
+    for key in sorted(set(shipped) | set(theirs)):
+        path = f"{prefix}{key}"
+        if path in FREE_TASK_KEYS:
+            continue
+        a, b = shipped.get(key), theirs.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += _differences(a, b, f"{path}.")
+        elif a != b:
+            found.append(f"{path} (run: {_show(b)}, shipped: {_show(a)})")
+    return found
+
+
+def track(m: ManifestView, shipped: TaskConfig) -> str:
+    """Controls are the control policies and any privileged policy; fixed-reader runs use the
+    task's pinned reader exactly (name, version, prompt and config); the rest are open."""
+    if m.policy.name in CONTROL_POLICIES or m.policy.privileged:
+        return CONTROL
+    if m.reader.name != shipped.reader:
+        return OPEN
+    pinned = load_reader(shipped.reader)
+    config = dataclasses.asdict(validate(pinned.Config, shipped.reader_args, "reader"))
+    same = (
+        m.reader.version == pinned.version
+        and m.reader.prompt_hash == pinned.prompt_hash()
+        and m.reader.config == json.loads(json.dumps(config))
+    )
+    return FIXED if same else OPEN
+
+
+# ---------------------------------------------------------------------------------------- rows
+
+
+def check_rows(rows: pl.DataFrame, m: ManifestView) -> None:
+    """Every row belongs to this run and its verdict is what the package's scorer gives."""
+    if rows.is_empty():
+        raise Rejected("rows.parquet has no rows")
+    for column, value in (("task", m.task.name), ("policy", m.policy.name), ("reader", m.reader.name)):
+        if not rows[column].eq_missing(value).all():
+            raise Rejected(f"rows.parquet has rows whose {column} is not the manifest's")
+    nulls = rows.select(REQUIRED_ROW_FIELDS).null_count().row(0, named=True)
+    empty = [column for column, count in nulls.items() if count]
+    if empty:
+        raise Rejected(f"rows.parquet has nulls in {', '.join(empty)}")
+    if rows["question_id"].is_duplicated().any():
+        raise Rejected("rows.parquet lists a question twice")
+    if not rows["ask_time"].is_finite().all():
+        raise Rejected("rows.parquet has non-finite ask times")
+    for row in rows.iter_rows(named=True):
+        _rescore(row)
+
+
+def _rescore(row: Mapping[str, Any]) -> None:
+    qid = _show(row["question_id"])
+    if row["answer_format"] != "multiple_choice":
+        raise Rejected(f"question {qid}: answer format {_show(row['answer_format'])} cannot be "
+                       "re-scored by this package version")
+    options = _options(row["options"])
+    if options is None:
+        raise Rejected(f"question {qid}: options are not a JSON list of 2 to "
+                       f"{len(ANSWER_LABELS) - 1} strings")
+    if row["gold"] not in ANSWER_LABELS[: len(options)]:
+        raise Rejected(f"question {qid}: gold {_show(row['gold'])} is not an option label")
+    if row["failure"] is not None:
+        if row["raw_output"] is not None or row["correct"]:
+            raise Rejected(f"question {qid} failed but has a reader output or counts as correct")
+        return
+    if row["raw_output"] is None:
+        raise Rejected(f"question {qid} has neither a reader output nor a failure reason")
+    verdict = judge_choice(row["raw_output"], options, row["gold"])
+    for field in ("parsed", "correct", "abstained", "parse_failed"):
+        ours = getattr(verdict, field)
+        if row[field] != ours:
+            raise Rejected(f"question {qid}: the row says {field} = {_show(row[field])}, "
+                           f"re-scoring its raw output gives {ours!r}")
+
+
+def _options(text: str | None) -> list[str] | None:
+    try:
+        options = json.loads(text) if text is not None else None
+    except (ValueError, RecursionError):
+        return None
+    if (
+        isinstance(options, list)
+        and 2 <= len(options) < len(ANSWER_LABELS)
+        and all(isinstance(o, str) for o in options)
+    ):
+        return options
+    return None
+
+
+# -------------------------------------------------------------------------------------- memory
+
+
+def memory_logs(memory: pl.DataFrame) -> dict[str, list[tuple[float, MemoryEntry]]]:
+    """Each stream's memory log, as (written_at, entry), from the bundle's memory table."""
+    logs: dict[str, list[tuple[float, MemoryEntry]]] = {}
+    named = memory.filter(pl.col("stream_id").is_not_null()).sort("stream_index", "position")
+    for r in named.iter_rows(named=True):
+        try:
+            meta = json.loads(r["meta"])
+        except (TypeError, ValueError, RecursionError):
+            meta = None
+        times = (r["written_at"], r["t_start"], r["t_end"])
+        if (
+            not isinstance(meta, dict)
+            or None in (*times, r["text"], r["kind"])
+            or not all(map(math.isfinite, times))
+        ):
+            raise Rejected(f"memory.parquet: entry {r['position']} of stream "
+                           f"{_show(r['stream_id'])} is incomplete or has non-finite times")
+        log = logs.setdefault(r["stream_id"], [])
+        if r["position"] != len(log):
+            raise Rejected(f"memory.parquet: stream {_show(r['stream_id'])} is not one log "
+                           "with consecutive positions")
+        log.append((r["written_at"], MemoryEntry(r["t_start"], r["t_end"], r["text"], r["kind"], meta)))
+    return logs
+
+
+def check_memory(rows: pl.DataFrame, memory: pl.DataFrame) -> None:
+    """Each row's snapshot is the memory its stream had written by the ask time, as stated."""
+    if memory.select("stream_index", "position", "written_at", "text").null_count().sum_horizontal().item():
+        raise Rejected("memory.parquet has null stream indices, positions, write times or texts")
+    named = memory.filter(pl.col("stream_id").is_not_null())
+    if (named.group_by("stream_id").agg(pl.col("stream_index").n_unique())["stream_index"].max() or 0) > 1:
+        raise Rejected("memory.parquet gives one stream id to several streams")
+    logs = memory_logs(memory)
+    for row in rows.iter_rows(named=True):
+        qid = _show(row["question_id"])
+        if row["memory_digest"] is None:
+            if row["failure"] is None or row["memory_entries"]:
+                raise Rejected(f"question {qid} has no memory snapshot digest")
+            continue
+        log = logs.get(row["stream_id"], [])
+        k, t = row["memory_entries"], row["ask_time"]
+        if not 0 <= k <= len(log):
+            raise Rejected(f"question {qid}: its snapshot is not a prefix of the memory log")
+        if any(w > t for w, _ in log[:k]) or (k < len(log) and log[k][0] <= t):
+            raise Rejected(f"question {qid}: its snapshot is not the memory written by its ask "
+                           "time")
+        snapshot = MemorySnapshot(row["stream_id"], t, tuple(e for _, e in log[:k]))
+        stated = (row["memory_digest"], row["memory_tokens"], row["memory_chars"])
+        if stated != (snapshot.digest, snapshot.n_tokens, snapshot.n_chars):
+            raise Rejected(f"question {qid}: its memory digest or size does not match the "
+                           "memory log")
+
+
+# ------------------------------------------------------------------------------------- summary
+
+
+def check_summary(bundle: Bundle, m: ManifestView) -> Scores:
+    """The summary states what ``results.summarize`` computes from the rows; returns the scores."""
+    summary = bundle.summary
+    for key, value in (("task", m.task.name), ("policy", m.policy.name), ("reader", m.reader.name)):
+        if summary.get(key) != value:
+            raise Rejected(f"summary.json {key} is not the manifest's")
+    try:
+        expected = summarize(bundle.rows, {})
+    except ValueError as exc:  # contradictory flags: score() names them
+        raise Rejected(f"rows cannot be scored: {exc}") from None
+    problem = _mismatch(summary, expected, "")
+    if problem:
+        raise Rejected(problem)
+    _check_memory_size(summary.get("memory"), bundle.memory)
+    return score_rows(bundle.rows)
+
+
+def _mismatch(stated: Any, ours: Any, path: str) -> str | None:
+    """The first place where ``stated`` (the bundle's summary) departs from ``ours``."""
+    if isinstance(ours, Mapping):
+        if not isinstance(stated, Mapping):
+            return f"summary.json {path or 'root'} is not an object"
+        if path and set(stated) != set(ours):
+            return f"summary.json {path} lists {_show(sorted(stated))[:200]}, re-scoring gives {sorted(ours)}"
+        for key in ours:
+            found = _mismatch(stated.get(key), ours[key], f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if _equal(stated, ours):
+        return None
+    return f"summary.json states {path} = {_show(stated)}, re-scoring the rows gives {ours!r}"
+
+
+def _equal(stated: Any, ours: Any) -> bool:
+    """Numbers within ``TOLERANCE``; ``None``, booleans and strings exactly."""
+    if isinstance(ours, (int, float)) and not isinstance(ours, bool):
+        return (isinstance(stated, (int, float)) and not isinstance(stated, bool)
+                and math.isfinite(stated) and abs(stated - ours) <= TOLERANCE)
+    return type(stated) is type(ours) and stated == ours
+
+
+def _check_memory_size(stated: Any, memory: pl.DataFrame) -> None:
+    """Totals equal the log's; per-hour values follow from them and the stated video hours
+    (which the runner rounds to 4 decimals, and the rates to 1)."""
+    if not isinstance(stated, Mapping):
+        raise Rejected("summary.json has no memory section")
+    texts = memory["text"].to_list()
+    totals = {"tokens": sum(map(count_tokens, texts)), "chars": sum(map(len, texts))}
+    hours = stated.get("video_hours")
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
+        raise Rejected("summary.json memory.video_hours is not a number of hours")
+    for unit, total in totals.items():
+        if stated.get(f"{unit}_total") != total:
+            raise Rejected(f"summary.json states memory.{unit}_total = "
+                           f"{_show(stated.get(f'{unit}_total'))}, the memory log holds {total}")
+        rate = stated.get(f"{unit}_per_hour")
+        if hours == 0:
+            ok = rate is None
+        else:
+            ok = (isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                  and total / (hours + 5e-5) - 0.05 <= rate <= total / max(hours - 5e-5, 1e-12) + 0.05)
+        if not ok:
+            raise Rejected(f"summary.json memory.{unit}_per_hour = {_show(rate)} does not follow "
+                           f"from {total} {unit} over {hours} video hours")
+
+
+# ---------------------------------------------------------------------------------------- text
+
+
+def _show(value: Any) -> str:
+    """An untrusted value quoted for a message: repr escapes control characters; cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32] or "x"

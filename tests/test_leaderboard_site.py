@@ -1,0 +1,172 @@
+"""The built site: its pages and files, escaping, the CLI, the committed results and CI."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from leaderboard.site import MARKER, BuildResult, SiteError, build_site, collect, guard_formulas
+from leaderboard_support import HOSTILE, make_results
+from taskmem_bench.cli import main
+
+REPO = Path(__file__).parent.parent
+
+
+class _Tags(HTMLParser):
+    """Collects element names and script sources of a page, as a browser's parser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.scripts: list[str | None] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "script":
+            self.scripts.append(dict(attrs).get("src"))
+        self.handlers += [name for name, _ in attrs if name.startswith("on")]
+
+
+def _parse(path: Path) -> _Tags:
+    parser = _Tags()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_site_has_every_page_and_download(leaderboard_site: BuildResult) -> None:
+    site = leaderboard_site.site
+    ids = {run.run_id for run in leaderboard_site.accepted}
+    assert len(ids) == 6  # five real runs and the hostile one
+    for page in ("index.html", "about.html", "benchmarks/mini.html", "leaderboard.json",
+                 "static/style.css", "static/leaderboard.js", MARKER):
+        assert (site / page).is_file(), page
+    assert {p.name for p in (site / "runs").iterdir()} == ids
+    index = (site / "index.html").read_text()
+    for run in leaderboard_site.accepted:
+        folder = site / "runs" / run.run_id
+        assert f'href="runs/{run.run_id}/index.html"' in index
+        assert pl.read_parquet(folder / "rows.parquet").equals(run.bundle.rows)
+        assert pl.read_csv(folder / "rows.csv").height == run.bundle.rows.height
+    data = json.loads((site / "leaderboard.json").read_text())
+    assert {r["run_id"] for r in data["runs"]} == ids
+    assert data["rejected"] == [{"bundle": "tampered.tar.gz", "reason": leaderboard_site.rejected[0].reason}]
+
+
+def test_pages_show_provenance_breakdowns_plots_and_samples(leaderboard_site: BuildResult) -> None:
+    site = leaderboard_site.site
+    bench = (site / "benchmarks" / "mini.html").read_text()
+    for heading in ("Accuracy vs memory size", "Accuracy by evidence delay", "By category", "By evidence delay"):
+        assert heading in bench
+    assert bench.count("<svg") == 2 and "http://" not in bench.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    oracle = next(r for r in leaderboard_site.accepted if r.policy == "oracle")
+    page = (site / "runs" / oracle.run_id / "index.html").read_text()
+    assert oracle.manifest.dataset.revision in page and oracle.bundle.digest in page
+    assert "Memory the reader saw" in page and 'href="rows.csv"' in page and 'href="rows.parquet"' in page
+    assert "Last updated" in page and "built by taskmem-bench" in page
+    about = (site / "about.html").read_text()
+    assert "tampered.tar.gz" in about and "summary.json states acc" in about and "@software" in about
+
+
+def test_no_page_lets_bundle_text_become_markup(leaderboard_site: BuildResult) -> None:
+    site = leaderboard_site.site
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 8
+    for page in pages:
+        parsed = _parse(page)
+        assert parsed.scripts == [parsed.scripts[0]] and parsed.scripts[0].endswith("static/leaderboard.js"), page
+        assert "img" not in parsed.tags and parsed.handlers == [], page
+    hostile = next(r for r in leaderboard_site.accepted if r.policy == HOSTILE)
+    escaped = "&lt;script&gt;window.__xss = 1&lt;/script&gt;"
+    assert escaped in (site / "index.html").read_text()
+    assert escaped in (site / "runs" / hostile.run_id / "index.html").read_text()
+
+
+def test_csv_downloads_guard_spreadsheet_formulas() -> None:
+    frame = pl.DataFrame({"text": ["=1+1", "+A1", "-2", "@SUM(A1)", "plain", None], "n": [1, 2, 3, 4, 5, 6]})
+    guarded = guard_formulas(frame)
+    assert guarded["text"].to_list() == ["'=1+1", "'+A1", "'-2", "'@SUM(A1)", "plain", None]
+    assert guarded["n"].equals(frame["n"])
+
+
+def test_cli_build_reports_each_rejection_and_exits_1(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = make_results(tmp_path / "results", leaderboard_bundles)
+    site = tmp_path / "site"
+    assert main(["leaderboard", "build", str(results), "-o", str(site)]) == 1
+    captured = capsys.readouterr()
+    rejected = [line for line in captured.err.splitlines() if line.startswith("rejected")]
+    assert len(rejected) == 1
+    assert rejected[0].startswith("rejected tampered.tar.gz: summary.json states acc = ")
+    assert "6 runs accepted, 1 rejected" in captured.out
+
+    hostile_page = next((site / "runs").glob("mini-script-*"))
+    (results / "tampered.tar.gz").unlink()
+    (results / "hostile.tar.gz").unlink()
+    assert main(["leaderboard", "build", str(results), "-o", str(site)]) == 0
+    assert len(list((site / "runs").iterdir())) == 5
+    assert not hostile_page.exists()  # a removed bundle leaves no page behind
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        ("missing", "results folder not found"),
+        ("empty", "no result bundles (*.tar.gz) under"),
+        ("foreign-out", "exists and is not a leaderboard site; choose another -o"),
+    ],
+)
+def test_cli_build_errors_are_one_line_exit_2(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    setup: str, needle: str,
+) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    if setup != "missing":
+        results.mkdir()
+    if setup == "foreign-out":
+        (results / "b.tar.gz").write_bytes(leaderboard_bundles["blind"].read_bytes())
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    assert main(["leaderboard", "build", str(results), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert needle in " ".join(err.split()) and len(err.strip().splitlines()) <= 3
+    if setup == "foreign-out":
+        assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_committed_results_are_all_accepted() -> None:
+    accepted, rejected = collect(REPO / "results")
+    assert rejected == []
+    policies = {run.policy for run in accepted}
+    assert {"blind", "oracle"} < policies and len(policies) >= 3
+    assert {run.task for run in accepted} == {"mini"}
+    assert all(run.manifest.limit is None for run in accepted)  # full runs, not test-sized
+
+
+def test_ci_workflow_and_make_target_build_the_site_from_results() -> None:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "leaderboard.yml").read_text())
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML reads `on:` as True
+    assert "push" in triggers
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any(step.get("run", "").strip() == "make leaderboard" for step in steps)
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-")]
+    assert uploads and uploads[0]["with"]["path"] == "build/site"
+    makefile = (REPO / "Makefile").read_text()
+    target = re.search(r"^leaderboard:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "taskmem-bench leaderboard build results -o build/site" in target
+
+
+def test_build_site_refuses_to_replace_a_file(leaderboard_bundles: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "b.tar.gz").write_bytes(leaderboard_bundles["blind"].read_bytes())
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SiteError):
+        build_site(tmp_path / "r", tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x"
