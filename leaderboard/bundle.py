@@ -15,8 +15,10 @@ regular files, at the top level::
 Reading treats the archive as hostile: it is never extracted to disk; members are read into
 memory one by one from a size-capped stream, only the names above are accepted and only as
 regular files (so no links and no paths at all, let alone absolute or ``..`` ones); each member
-and the whole has a size cap; JSON is parsed with ``json`` and Parquet with polars, so nothing
-in a bundle is ever executed or unpickled.
+and the whole has a size cap; nothing but zero padding may follow the archive's end; JSON is
+parsed with ``json`` (finite numbers only) and Parquet with polars, with row counts and decoded
+text sizes checked before a table is decoded (``parquet.read_table``), so nothing in a bundle is
+ever executed or unpickled and a small bundle cannot make validation slow.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import tarfile
 import tempfile
@@ -39,6 +42,7 @@ from urllib.parse import urlsplit
 import polars as pl
 
 import taskmem_bench
+from leaderboard.parquet import KiB, MiB, TableCaps, TableError, read_table
 from taskmem_bench.results import ROW_SCHEMA, RunDir
 
 BUNDLE_SCHEMA = 1
@@ -63,18 +67,24 @@ MEMORY_SCHEMA: dict[str, Any] = {
 """One row per stored memory entry. ``stream_id`` is null for a stream that had no questions;
 ``meta`` is the entry's metadata as JSON."""
 
-MiB = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class Limits:
-    """Size caps for reading a bundle; generous for a full real-data run, small next to a disk."""
+    """Size caps for reading a bundle; generous for a full real-data run, small next to a disk.
+
+    The decoded caps bound validation time too: re-scoring reads every raw output (about a
+    second per MiB), so 32 MiB of row text is at most half a minute."""
 
     archive_bytes: int = 128 * MiB
     json_bytes: int = 4 * MiB
     rows_bytes: int = 64 * MiB
     memory_bytes: int = 256 * MiB
     total_bytes: int = 320 * MiB
+    rows_table: TableCaps = TableCaps(
+        rows=200_000, text_bytes=32 * MiB, cell_bytes=8 * KiB,
+        cell_overrides={"raw_output": 64 * KiB, "error": 64 * KiB},
+    )
+    memory_table: TableCaps = TableCaps(rows=2_000_000, text_bytes=64 * MiB, cell_bytes=16 * KiB)
 
     def member_cap(self, name: str) -> int:
         return {ROWS: self.rows_bytes, MEMORY: self.memory_bytes}.get(name, self.json_bytes)
@@ -235,8 +245,8 @@ def read_bundle(path: Path, limits: Limits = LIMITS) -> Bundle:
         header=header,
         manifest=_json(members, MANIFEST),
         summary=_json(members, SUMMARY),
-        rows=_parquet(members, ROWS, ROW_SCHEMA),
-        memory=_parquet(members, MEMORY, MEMORY_SCHEMA),
+        rows=_parquet(members, ROWS, ROW_SCHEMA, limits.rows_table),
+        memory=_parquet(members, MEMORY, MEMORY_SCHEMA, limits.memory_table),
     )
 
 
@@ -264,7 +274,8 @@ def _read_members(path: Path, limits: Limits) -> dict[str, bytes]:
     try:
         with gzip.open(path, "rb") as gz:
             stream = _Capped(gz, limits.total_bytes + MiB)  # + tar headers and padding
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            # 512-byte reads: tarfile buffers nothing past the end-of-archive block
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=tarfile.BLOCKSIZE) as tar:
                 for member in tar:
                     name = member.name
                     if name not in allowed:
@@ -286,12 +297,21 @@ def _read_members(path: Path, limits: Limits) -> dict[str, bytes]:
                     reader = tar.extractfile(member)
                     assert reader is not None  # a regular file always has a reader
                     found[name] = reader.read(member.size)
+            _drain_padding(stream)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise BundleError(f"not a readable tar.gz archive ({exc})") from None
     missing = [name for name in allowed if name not in found]
     if missing:
         raise BundleError(f"archive lacks {', '.join(missing)}")
     return found
+
+
+def _drain_padding(stream: io.RawIOBase) -> None:
+    """What follows the end-of-archive block must be zero padding and then the end of the
+    gzip data: a second gzip member or trailing bytes would be content no check has seen."""
+    while chunk := stream.read(MiB):
+        if chunk.count(0) != len(chunk):
+            raise BundleError("data follows the end of the tar archive (only zero padding may)")
 
 
 def _checksum_problem(listed: bytes, expected: str) -> str:
@@ -313,9 +333,18 @@ def _reject_constant(value: str) -> None:
     raise ValueError(f"{value} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refusing those that overflow to infinity (``1e999``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def _json(members: Mapping[str, bytes], name: str) -> dict[str, Any]:
     try:
-        value = json.loads(members[name].decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(members[name].decode("utf-8"), parse_constant=_reject_constant,
+                           parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{name} is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(value, dict):
@@ -323,16 +352,10 @@ def _json(members: Mapping[str, bytes], name: str) -> dict[str, Any]:
     return value
 
 
-def _parquet(members: Mapping[str, bytes], name: str, schema: Mapping[str, Any]) -> pl.DataFrame:
+def _parquet(
+    members: Mapping[str, bytes], name: str, schema: Mapping[str, Any], caps: TableCaps
+) -> pl.DataFrame:
     try:
-        frame = pl.read_parquet(io.BytesIO(members[name]))
-    except (Exception, pl.exceptions.PanicException) as exc:
-        raise BundleError(f"{name} is not a readable Parquet file ({str(exc)[:120]})") from None
-    if list(frame.schema) != list(schema):
-        raise BundleError(
-            f"{name} has columns {', '.join(frame.schema)[:300]}; expected {', '.join(schema)}"
-        )
-    for column, dtype in schema.items():
-        if frame.schema[column] != dtype:
-            raise BundleError(f"{name}: column {column} is {frame.schema[column]}, expected {dtype}")
-    return frame
+        return read_table(members[name], name, schema, caps)
+    except TableError as exc:
+        raise BundleError(str(exc)) from None

@@ -72,12 +72,13 @@ def collect(results: Path) -> tuple[list[AcceptedRun], list[Rejection]]:
 
 
 def build_site(results: Path, out: Path) -> BuildResult:
-    accepted, rejected = collect(results)
     out = Path(out)
     _check_replaceable(out)
+    accepted, rejected = collect(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
+        os.chmod(staging, 0o755)  # a site to serve, not mkdtemp's private 0700
         _Writer(staging, accepted, rejected).write_all()
         if out.exists():
             shutil.rmtree(out)
@@ -89,6 +90,10 @@ def build_site(results: Path, out: Path) -> BuildResult:
 
 
 def _check_replaceable(out: Path) -> None:
+    """Before any work: the output must be absent, an empty folder or a site built here before;
+    never a link (the swap would replace the link, not what it points to)."""
+    if out.is_symlink():
+        raise SiteError(f"{out} is a symbolic link; give the real folder as -o")
     if out.exists() and not (out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))):
         raise SiteError(f"{out} exists and is not a leaderboard site; choose another -o")
 

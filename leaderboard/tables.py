@@ -57,6 +57,10 @@ class Entry:
     limit: int | None
     cells: dict[str, Cell]
     mean_acc: float | None
+    """Mean Acc over the benchmarks this entry has runs on."""
+    complete: bool
+    """Whether it has a run on every benchmark on the board; only complete entries' means are
+    comparable, so incomplete ones rank after all complete ones."""
 
 
 def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
@@ -95,8 +99,11 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
 
 
 def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
-    """Main-table rows, best mean Acc first (entries without a score last)."""
+    """Main-table rows: entries with a run on every benchmark first, by best mean Acc, then the
+    others by mean Acc over what they cover (a mean over easier benchmarks only must not outrank
+    one over all); entries without a score last."""
     by_id = {r.run_id: r for r in runs}
+    benchmarks = {r.task for r in runs}
     frame = runs_frame(runs)
     found = []
     for (_,), group in frame.sort("task").group_by("entry_key", maintain_order=True):
@@ -112,8 +119,10 @@ def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
             track=first["track"], reader=first["reader"], side_channels=first["side_channels"],
             seed=first["seed"], limit=first["limit"], cells=cells,
             mean_acc=float(accs.mean()) if len(accs) else None,
+            complete=set(cells) == benchmarks,
         ))
-    return sorted(found, key=lambda e: (e.mean_acc is None, -(e.mean_acc or 0.0), e.policy))
+    return sorted(found, key=lambda e: (not e.complete, e.mean_acc is None, -(e.mean_acc or 0.0),
+                                        e.policy))
 
 
 # -------------------------------------------------------------------------------- breakdowns

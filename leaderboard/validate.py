@@ -1,24 +1,32 @@
 """Is a well-formed bundle true? The leaderboard shows only runs it re-scored itself.
 
-A bundle that ``bundle.read_bundle`` accepted for form is accepted here only if
+A bundle that ``bundle.read_bundle`` accepted for form is accepted here only if, cheap checks
+first and per-row work last,
 
-1. its manifest has every field the leaderboard needs, with the right types;
+1. its manifest has every field the leaderboard needs, with the right types, and printable
+   names (no control or bidi characters);
 2. it is *known* to this package version: the task is a shipped task and its config is the
    shipped one (the reader and the allowed side channels may differ: they define tracks), the
    task hash matches the config, and the dataset revision is what this package's adapter
    reports for the task's dataset config (``DatasetAdapter.revision``, no data read); a policy
    named like a control must be this package's control class;
-3. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` gives the
+3. its stream counts agree with the limit, and, where the adapter lists its questions
+   (``DatasetAdapter.planned_streams``), the rows are exactly the dataset's questions of the
+   first ``limit`` streams, gold and ask times included (``plan_check``);
+4. ``results.summarize`` over the rows gives the summary's numbers (Acc/Cov/Prec, their
+   intervals, counts, per-category scores, failures), the memory totals match the log, and
+   the video hours are the dataset's (or at least the streams' last ask times without a plan);
+5. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` gives the
    row's parsed answer and verdict (failed rows have no output and count as wrong);
-4. every row's memory snapshot is the prefix of its stream's memory log written by the ask
+6. every row's memory snapshot is the prefix of its stream's memory log written by the ask
    time, with the stated digest, token and character counts;
-5. ``results.summarize`` over the rows gives the summary's numbers (Acc/Cov/Prec, their
-   intervals, counts, per-category scores, failures), and the memory totals match the log.
+7. where the reader is registered, deterministic and the installed version and prompt, re-running
+   it on each row's question and snapshot gives the row's raw output (``reproduce``); controls
+   must use such a reader.
 
-What it cannot check: that the gold answers, question texts and ask times in the rows are the
-dataset's (no dataset is read), that the reader really produced the raw outputs, or that the
-policy is the code it names. Checksums catch accidents, not a submitter who rewrites a bundle
-consistently; the re-scoring makes every number on the site follow from the rows shown.
+What it cannot check: that the memory log is what the named policy writes (the policy is not
+re-run; only the blind control's log is known: it must be empty), and, for readers that are not deterministic or not installed, that the reader produced
+the raw outputs; for datasets without a plan, that the questions and golds are the dataset's.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -35,8 +43,12 @@ from typing import Any
 import polars as pl
 
 from leaderboard.bundle import Bundle
+from leaderboard.errors import Rejected, show
 from leaderboard.manifest import ManifestError, ManifestView, parse_manifest
+from leaderboard.plan_check import check_streams, planned_streams, video_hours
+from leaderboard.reproduce import check_outputs, reproducible_reader
 from taskmem_bench.datasets import load_adapter
+from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.memory import MemoryEntry, MemorySnapshot, count_tokens
 from taskmem_bench.policy import available_policies
 from taskmem_bench.provenance import MANIFEST_VERSION
@@ -65,14 +77,10 @@ through the dataset revision instead, so that cache location is free) and the de
 
 
 REQUIRED_ROW_FIELDS = (
-    "stream_id", "question_id", "options", "answer_format", "ask_time", "memory_entries",
-    "memory_tokens", "memory_chars", "gold", "correct", "abstained", "parse_failed",
+    "stream_id", "question_id", "category", "question", "options", "answer_format", "ask_time", "memory_entries",
+    "memory_tokens", "memory_chars", "gold", "correct", "abstained", "parse_failed", "tags",
 )
 """Row fields every row has, answered or failed (the rest may be null, e.g. on failed rows)."""
-
-
-class Rejected(ValueError):
-    """The bundle is not accepted; the message is the one reason shown for it."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,10 @@ class AcceptedRun:
     manifest: ManifestView
     track: str
     scores: Scores
+    video_hours: float
+    """The hours memory per hour divides by, as validation derived them."""
+    reproduced: bool
+    """Whether the raw outputs were reproduced by re-running the reader."""
 
     @property
     def task(self) -> str:
@@ -135,7 +147,8 @@ class AcceptedRun:
 
     @property
     def tokens_per_hour(self) -> float | None:
-        return self.bundle.summary["memory"]["tokens_per_hour"]
+        tokens = self.bundle.summary["memory"]["tokens_total"]
+        return round(tokens / self.video_hours, 1) if self.video_hours else None
 
 
 @dataclass(frozen=True)
@@ -145,29 +158,51 @@ class Rejection:
 
 
 def validate_all(bundles: Iterable[Bundle]) -> tuple[list[AcceptedRun], list[Rejection]]:
-    """Validate bundles in order; a later bundle for an (entry, task) already accepted is a
-    duplicate and is rejected, so every leaderboard cell comes from exactly one bundle."""
+    """Validate every bundle, then keep at most one run per (entry, task): see
+    ``resolve_duplicates``. File names play no part, so no name can win a tie."""
     accepted: list[AcceptedRun] = []
     rejected: list[Rejection] = []
-    seen: dict[tuple[str, str], str] = {}
     for bundle in bundles:
         try:
-            run = validate_bundle(bundle)
-            first = seen.setdefault((run.entry_key, run.task), bundle.source)
-            if first != bundle.source:
-                raise Rejected(
-                    f"duplicate of {first}: same policy, config, reader, side channels, seed "
-                    f"and limit on task {run.task}"
-                )
+            accepted.append(validate_bundle(bundle))
         except Rejected as exc:
             rejected.append(Rejection(bundle.source, str(exc)))
-            continue
         except Exception as exc:  # hostile input this validator did not foresee: reject, go on
             rejected.append(Rejection(bundle.source, f"cannot be validated ({type(exc).__name__}: "
-                                                     f"{_show(str(exc))})"))
+                                                     f"{show(str(exc))})"))
+    kept, duplicates = resolve_duplicates(accepted)
+    return kept, rejected + duplicates
+
+
+def resolve_duplicates(runs: Iterable[AcceptedRun]) -> tuple[list[AcceptedRun], list[Rejection]]:
+    """Runs of the same entry on the same task: if they all have identical rows and memory,
+    they are one result and the one whose content digest sorts first is kept (which one does
+    not matter, they are equal); if any two differ, none is kept and each rejection names the
+    others. A second bundle can thus never replace a genuine one; at worst a conflicting one
+    keeps both off the site, with the build failing and naming both."""
+    groups: dict[tuple[str, str], list[AcceptedRun]] = {}
+    for run in runs:
+        groups.setdefault((run.entry_key, run.task), []).append(run)
+    kept: list[AcceptedRun] = []
+    rejected: list[Rejection] = []
+    for group in groups.values():
+        group.sort(key=lambda r: r.bundle.digest)
+        first = group[0]
+        same = all(r.bundle.rows.equals(first.bundle.rows) and r.bundle.memory.equals(first.bundle.memory)
+                   for r in group[1:])
+        if same:
+            kept.append(first)
+            rejected += [Rejection(r.bundle.source, f"duplicate of {first.bundle.source}: the "
+                                   f"same entry on task {r.task} with identical rows")
+                         for r in group[1:]]
             continue
-        accepted.append(run)
-    return accepted, rejected
+        for run in group:
+            others = ", ".join(o.bundle.source for o in group if o is not run)
+            rejected.append(Rejection(run.bundle.source, f"conflicts with {others}: same policy, "
+                                      "config, reader, side channels, seed and limit on task "
+                                      f"{run.task} but different rows; none is shown until one "
+                                      "is removed"))
+    return kept, rejected
 
 
 def validate_bundle(bundle: Bundle) -> AcceptedRun:
@@ -176,10 +211,25 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
     except ManifestError as exc:
         raise Rejected(str(exc)) from None
     shipped = check_known(manifest)
+    if manifest.policy.name == "blind" and bundle.memory.height:
+        raise Rejected(f"a blind control writes no memory, but this bundle's memory log has "
+                       f"{bundle.memory.height} entries")
+    run_track = track(manifest, shipped)
+    reader = reproducible_reader(manifest)
+    if reader is None and run_track == CONTROL:
+        raise Rejected(f"a control run must use a registered deterministic reader at its "
+                       f"installed version and prompt, so that its raw outputs can be "
+                       f"reproduced; reader {show(manifest.reader.name)} is not one")
     check_rows(bundle.rows, manifest)
-    check_memory(bundle.rows, bundle.memory)
-    scores = check_summary(bundle, manifest)
-    return AcceptedRun(bundle, manifest, track(manifest, shipped), scores)
+    plan = planned_streams(manifest)
+    check_streams(bundle, manifest, plan)
+    scores, hours = check_summary(bundle, manifest, plan)
+    for row in bundle.rows.iter_rows(named=True):
+        _rescore(row)
+    snapshots = check_memory(bundle.rows, bundle.memory)
+    if reader is not None:
+        check_outputs(reader, manifest.reader.name, bundle.rows, snapshots)
+    return AcceptedRun(bundle, manifest, run_track, scores, hours, reader is not None)
 
 
 # --------------------------------------------------------------------------------- known to us
@@ -189,10 +239,15 @@ def check_known(m: ManifestView) -> TaskConfig:
     """The run's task, dataset and controls are this package version's; returns the shipped task."""
     if m.manifest_version != MANIFEST_VERSION:
         raise Rejected(f"manifest version {m.manifest_version} is not {MANIFEST_VERSION}")
+    for what, name in (("policy name", m.policy.name), ("policy version", m.policy.version),
+                       ("reader name", m.reader.name), ("reader version", m.reader.version)):
+        if not (0 < len(name) <= 200 and name.isprintable()):
+            raise Rejected(f"manifest {what} {show(name)} must be 1 to 200 printable characters "
+                           "(no control or bidi characters)")
     if m.package.name != "taskmem-bench":
-        raise Rejected(f"manifest is from package {_show(m.package.name)}, not taskmem-bench")
+        raise Rejected(f"manifest is from package {show(m.package.name)}, not taskmem-bench")
     if m.task.name not in available_tasks():
-        raise Rejected(f"task {_show(m.task.name)} is not a task of this package version; "
+        raise Rejected(f"task {show(m.task.name)} is not a task of this package version; "
                        f"known: {', '.join(available_tasks())}")
     shipped = load_task(m.task.name)
     if config_hash(m.task.config) != m.task.hash:
@@ -212,14 +267,14 @@ def check_known(m: ManifestView) -> TaskConfig:
         ours = available_policies().get(m.policy.name)
         if ours != m.policy.cls:
             raise Rejected(f"policy {m.policy.name} is a control name, but its class "
-                           f"{_show(m.policy.cls)} is not this package's ({ours or 'none'})")
+                           f"{show(m.policy.cls)} is not this package's ({ours or 'none'})")
     return shipped
 
 
 def _check_dataset(m: ManifestView, shipped: TaskConfig) -> None:
     adapter = load_adapter(shipped.dataset)()
     if m.dataset.name != shipped.dataset:
-        raise Rejected(f"dataset {_show(m.dataset.name)} is not task {shipped.name}'s "
+        raise Rejected(f"dataset {show(m.dataset.name)} is not task {shipped.name}'s "
                        f"({shipped.dataset})")
     if m.dataset.config != m.task.config.get("dataset_args"):
         raise Rejected("manifest dataset config differs from its task config's dataset_args")
@@ -234,10 +289,10 @@ def _check_dataset(m: ManifestView, shipped: TaskConfig) -> None:
     except ConfigError as exc:
         raise Rejected(f"dataset config is not valid for {shipped.dataset}: {exc}") from None
     if m.dataset.revision != theirs:
-        raise Rejected(f"dataset revision {_show(m.dataset.revision)} does not match the "
+        raise Rejected(f"dataset revision {show(m.dataset.revision)} does not match the "
                        f"dataset config it states ({theirs})")
     if theirs != ours:
-        raise Rejected(f"dataset revision {_show(theirs)} is not the one task {shipped.name} "
+        raise Rejected(f"dataset revision {show(theirs)} is not the one task {shipped.name} "
                        f"uses in this package version ({ours})")
 
 
@@ -252,7 +307,7 @@ def _differences(shipped: Mapping[str, Any], theirs: Mapping[str, Any], prefix: 
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             found += _differences(a, b, f"{path}.")
         elif a != b:
-            found.append(f"{path} (run: {_show(b)}, shipped: {_show(a)})")
+            found.append(f"{path} (run: {show(b)}, shipped: {show(a)})")
     return found
 
 
@@ -277,7 +332,8 @@ def track(m: ManifestView, shipped: TaskConfig) -> str:
 
 
 def check_rows(rows: pl.DataFrame, m: ManifestView) -> None:
-    """Every row belongs to this run and its verdict is what the package's scorer gives."""
+    """Every row belongs to this run and has the fields scoring needs, with sane values; one
+    vectorised pass, before any per-row work."""
     if rows.is_empty():
         raise Rejected("rows.parquet has no rows")
     for column, value in (("task", m.task.name), ("policy", m.policy.name), ("reader", m.reader.name)):
@@ -291,21 +347,23 @@ def check_rows(rows: pl.DataFrame, m: ManifestView) -> None:
         raise Rejected("rows.parquet lists a question twice")
     if not rows["ask_time"].is_finite().all():
         raise Rejected("rows.parquet has non-finite ask times")
-    for row in rows.iter_rows(named=True):
-        _rescore(row)
+    delay = rows["evidence_delay"].drop_nulls()
+    if not (delay.is_finite().all() and (delay >= 0).all()):
+        raise Rejected("rows.parquet has evidence delays that are negative or not finite")
 
 
 def _rescore(row: Mapping[str, Any]) -> None:
-    qid = _show(row["question_id"])
+    """The row's verdict is what the package's scorer gives for its raw output."""
+    qid = show(row["question_id"])
     if row["answer_format"] != "multiple_choice":
-        raise Rejected(f"question {qid}: answer format {_show(row['answer_format'])} cannot be "
+        raise Rejected(f"question {qid}: answer format {show(row['answer_format'])} cannot be "
                        "re-scored by this package version")
     options = _options(row["options"])
     if options is None:
         raise Rejected(f"question {qid}: options are not a JSON list of 2 to "
                        f"{len(ANSWER_LABELS) - 1} strings")
     if row["gold"] not in ANSWER_LABELS[: len(options)]:
-        raise Rejected(f"question {qid}: gold {_show(row['gold'])} is not an option label")
+        raise Rejected(f"question {qid}: gold {show(row['gold'])} is not an option label")
     if row["failure"] is not None:
         if row["raw_output"] is not None or row["correct"]:
             raise Rejected(f"question {qid} failed but has a reader output or counts as correct")
@@ -316,7 +374,7 @@ def _rescore(row: Mapping[str, Any]) -> None:
     for field in ("parsed", "correct", "abstained", "parse_failed"):
         ours = getattr(verdict, field)
         if row[field] != ours:
-            raise Rejected(f"question {qid}: the row says {field} = {_show(row[field])}, "
+            raise Rejected(f"question {qid}: the row says {field} = {show(row[field])}, "
                            f"re-scoring its raw output gives {ours!r}")
 
 
@@ -353,25 +411,27 @@ def memory_logs(memory: pl.DataFrame) -> dict[str, list[tuple[float, MemoryEntry
             or not all(map(math.isfinite, times))
         ):
             raise Rejected(f"memory.parquet: entry {r['position']} of stream "
-                           f"{_show(r['stream_id'])} is incomplete or has non-finite times")
+                           f"{show(r['stream_id'])} is incomplete or has non-finite times")
         log = logs.setdefault(r["stream_id"], [])
         if r["position"] != len(log):
-            raise Rejected(f"memory.parquet: stream {_show(r['stream_id'])} is not one log "
+            raise Rejected(f"memory.parquet: stream {show(r['stream_id'])} is not one log "
                            "with consecutive positions")
         log.append((r["written_at"], MemoryEntry(r["t_start"], r["t_end"], r["text"], r["kind"], meta)))
     return logs
 
 
-def check_memory(rows: pl.DataFrame, memory: pl.DataFrame) -> None:
-    """Each row's snapshot is the memory its stream had written by the ask time, as stated."""
+def check_memory(rows: pl.DataFrame, memory: pl.DataFrame) -> dict[str, MemorySnapshot]:
+    """Each row's snapshot is the memory its stream had written by the ask time, as stated;
+    returns the rebuilt snapshots by question id (a failed row without one gets none)."""
     if memory.select("stream_index", "position", "written_at", "text").null_count().sum_horizontal().item():
         raise Rejected("memory.parquet has null stream indices, positions, write times or texts")
     named = memory.filter(pl.col("stream_id").is_not_null())
     if (named.group_by("stream_id").agg(pl.col("stream_index").n_unique())["stream_index"].max() or 0) > 1:
         raise Rejected("memory.parquet gives one stream id to several streams")
     logs = memory_logs(memory)
+    snapshots: dict[str, MemorySnapshot] = {}
     for row in rows.iter_rows(named=True):
-        qid = _show(row["question_id"])
+        qid = show(row["question_id"])
         if row["memory_digest"] is None:
             if row["failure"] is None or row["memory_entries"]:
                 raise Rejected(f"question {qid} has no memory snapshot digest")
@@ -388,13 +448,18 @@ def check_memory(rows: pl.DataFrame, memory: pl.DataFrame) -> None:
         if stated != (snapshot.digest, snapshot.n_tokens, snapshot.n_chars):
             raise Rejected(f"question {qid}: its memory digest or size does not match the "
                            "memory log")
+        snapshots[row["question_id"]] = snapshot
+    return snapshots
 
 
 # ------------------------------------------------------------------------------------- summary
 
 
-def check_summary(bundle: Bundle, m: ManifestView) -> Scores:
-    """The summary states what ``results.summarize`` computes from the rows; returns the scores."""
+def check_summary(
+    bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream] | None
+) -> tuple[Scores, float]:
+    """The summary states what ``results.summarize`` computes from the rows; returns the scores
+    and the video hours (``plan_check.video_hours``)."""
     summary = bundle.summary
     for key, value in (("task", m.task.name), ("policy", m.policy.name), ("reader", m.reader.name)):
         if summary.get(key) != value:
@@ -406,8 +471,9 @@ def check_summary(bundle: Bundle, m: ManifestView) -> Scores:
     problem = _mismatch(summary, expected, "")
     if problem:
         raise Rejected(problem)
-    _check_memory_size(summary.get("memory"), bundle.memory)
-    return score_rows(bundle.rows)
+    hours = video_hours(bundle, plan)
+    _check_memory_size(summary["memory"], bundle.memory, hours)
+    return score_rows(bundle.rows), hours
 
 
 def _mismatch(stated: Any, ours: Any, path: str) -> str | None:
@@ -416,7 +482,7 @@ def _mismatch(stated: Any, ours: Any, path: str) -> str | None:
         if not isinstance(stated, Mapping):
             return f"summary.json {path or 'root'} is not an object"
         if path and set(stated) != set(ours):
-            return f"summary.json {path} lists {_show(sorted(stated))[:200]}, re-scoring gives {sorted(ours)}"
+            return f"summary.json {path} lists {show(sorted(stated))[:200]}, re-scoring gives {sorted(ours)}"
         for key in ours:
             found = _mismatch(stated.get(key), ours[key], f"{path}.{key}" if path else key)
             if found:
@@ -424,7 +490,7 @@ def _mismatch(stated: Any, ours: Any, path: str) -> str | None:
         return None
     if _equal(stated, ours):
         return None
-    return f"summary.json states {path} = {_show(stated)}, re-scoring the rows gives {ours!r}"
+    return f"summary.json states {path} = {show(stated)}, re-scoring the rows gives {ours!r}"
 
 
 def _equal(stated: Any, ours: Any) -> bool:
@@ -435,20 +501,18 @@ def _equal(stated: Any, ours: Any) -> bool:
     return type(stated) is type(ours) and stated == ours
 
 
-def _check_memory_size(stated: Any, memory: pl.DataFrame) -> None:
-    """Totals equal the log's; per-hour values follow from them and the stated video hours
-    (which the runner rounds to 4 decimals, and the rates to 1)."""
-    if not isinstance(stated, Mapping):
-        raise Rejected("summary.json has no memory section")
-    texts = memory["text"].to_list()
-    totals = {"tokens": sum(map(count_tokens, texts)), "chars": sum(map(len, texts))}
-    hours = stated.get("video_hours")
-    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
-        raise Rejected("summary.json memory.video_hours is not a number of hours")
-    for unit, total in totals.items():
+def _check_memory_size(stated: Mapping[str, Any], memory: pl.DataFrame, hours: float) -> None:
+    """Totals equal the log's; per-hour values follow from them and the video hours (which the
+    runner rounds to 4 decimals, and the rates to 1)."""
+    totals = {  # chars first: a vectorised count, which rejects a bloated log before tokenising
+        "chars": lambda: int(memory["text"].str.len_chars().sum()),
+        "tokens": lambda: sum(map(count_tokens, memory["text"].to_list())),
+    }
+    for unit, count in totals.items():
+        total = count()
         if stated.get(f"{unit}_total") != total:
             raise Rejected(f"summary.json states memory.{unit}_total = "
-                           f"{_show(stated.get(f'{unit}_total'))}, the memory log holds {total}")
+                           f"{show(stated.get(f'{unit}_total'))}, the memory log holds {total}")
         rate = stated.get(f"{unit}_per_hour")
         if hours == 0:
             ok = rate is None
@@ -456,17 +520,11 @@ def _check_memory_size(stated: Any, memory: pl.DataFrame) -> None:
             ok = (isinstance(rate, (int, float)) and not isinstance(rate, bool)
                   and total / (hours + 5e-5) - 0.05 <= rate <= total / max(hours - 5e-5, 1e-12) + 0.05)
         if not ok:
-            raise Rejected(f"summary.json memory.{unit}_per_hour = {_show(rate)} does not follow "
+            raise Rejected(f"summary.json memory.{unit}_per_hour = {show(rate)} does not follow "
                            f"from {total} {unit} over {hours} video hours")
 
 
 # ---------------------------------------------------------------------------------------- text
-
-
-def _show(value: Any) -> str:
-    """An untrusted value quoted for a message: repr escapes control characters; cut short."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _slug(text: str) -> str:

@@ -31,7 +31,7 @@ from taskmem_bench.plugins import UnknownPluginError
 from taskmem_bench.policy import available_policies, load_policy
 from taskmem_bench.provenance import build_manifest
 from taskmem_bench.readers import available_readers
-from taskmem_bench.results import RunExistsError, find_summaries
+from taskmem_bench.results import RunDirError, find_summaries
 from taskmem_bench.runner import RunOutcome, StreamingRunner
 from taskmem_bench.taskconfig import (
     ConfigError,
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, UnknownPluginError, RunExistsError, BundleError, SiteError) as exc:
+    except (ConfigError, UnknownPluginError, RunDirError, BundleError, SiteError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except (OSError, json.JSONDecodeError, MediaError) as exc:  # unusable paths or files
@@ -143,10 +143,14 @@ def _run(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if o.summary["failed"] or o.failed_streams]
     for outcome in failed:
         s = outcome.summary
+        reasons = "; ".join(
+            f"{f['stream_id']}: {f['reason']} ({f['error']})" for f in s["stream_failures"]
+        )
         err.print(
             f"[bold red]failures[/] in {outcome.run_dir}: {len(outcome.failed_streams)} of "
-            f"{s['streams']['total']} streams failed; failed questions by reason: {s['failures']}. "
-            f"Tracebacks are in the rows' `error` column; `--resume` retries failed streams."
+            f"{s['streams']['total']} streams failed ({escape(reasons) or 'none'}); failed "
+            f"questions by reason: {s['failures']}. Full tracebacks: parts/*.failure.json and the "
+            f"rows' `error` column; `--resume` retries failed streams."
         )
     return 1 if failed else 0
 

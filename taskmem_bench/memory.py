@@ -132,7 +132,7 @@ def _frozen_copy(entry: object) -> MemoryEntry:
     if not (math.isfinite(t_start) and math.isfinite(t_end)) or t_end < t_start:
         raise ValueError(f"memory entry times must be finite with t_start <= t_end: {t_start}, {t_end}")
     try:
-        meta = json.loads(json.dumps(dict(entry.meta), default=_json_scalar))
+        meta = json.loads(json.dumps(dict(entry.meta), default=_json_scalar, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"memory entry meta must be JSON-serialisable: {exc}") from None
     return MemoryEntry(t_start, t_end, str(entry.text), str(entry.kind), meta)

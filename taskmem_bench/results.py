@@ -116,8 +116,9 @@ def write_parquet(path: Path, frame: pl.DataFrame) -> None:
     _atomic_write(path, lambda tmp: frame.write_parquet(tmp))
 
 
-class RunExistsError(RuntimeError):
-    """The output directory already holds a run that may not be overwritten or resumed."""
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used: one that may not be overwritten or resumed, or
+    whose files are damaged."""
 
 
 class RunDir:
@@ -141,13 +142,13 @@ class RunDir:
             write_json(self.manifest_path, manifest)
             return self.finished_streams()
         if not resume:
-            raise RunExistsError(
+            raise RunDirError(
                 f"{self.path} already holds a run; pass --resume to continue it, "
                 "or choose another --out"
             )
         previous = json.loads(self.manifest_path.read_text())
         if previous.get("plan_hash") != manifest["plan_hash"]:
-            raise RunExistsError(
+            raise RunDirError(
                 f"cannot resume {self.path}: it was started with a different plan "
                 f"({_plan_difference(previous, manifest)}); choose another --out"
             )
@@ -234,4 +235,10 @@ def find_summaries(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every run under ``root`` (itself included) that has finished and written a summary."""
     root = Path(root)
     found = sorted(root.rglob("summary.json")) if root.is_dir() else []
-    return [(p.parent, json.loads(p.read_text())) for p in found]
+    summaries = []
+    for path in found:
+        try:
+            summaries.append((path.parent, json.loads(path.read_text())))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path} is not valid JSON ({exc}); the run did not finish writing it") from None
+    return summaries

@@ -291,7 +291,6 @@ class StreamingRunner:
     ) -> QuestionRow:
         """The row of one question: answered (``output``), or failed with ``failure``."""
         hidden = stream.episode.hidden[question.id]
-        ends = [span.end for span in question.evidence]
         snapshot = request.memory if request is not None else None
         if isinstance(output, BaseException):
             failure = ("reader_error", _format(output))
@@ -311,7 +310,7 @@ class StreamingRunner:
             options=json.dumps(list(question.options)),
             answer_format=question.scoring.kind,
             ask_time=question.ask_time,
-            evidence_delay=question.ask_time - max(ends) if ends else None,
+            evidence_delay=question.evidence_delay,
             memory_entries=len(snapshot.entries) if snapshot else 0,
             memory_tokens=snapshot.n_tokens if snapshot else 0,
             memory_chars=snapshot.n_chars if snapshot else 0,

@@ -93,6 +93,11 @@ class Question:
         return ANSWER_LABELS[: len(self.options)]
 
     @property
+    def evidence_delay(self) -> float | None:
+        """Seconds from the end of the latest evidence to the ask time (None without evidence)."""
+        return self.ask_time - max(span.end for span in self.evidence) if self.evidence else None
+
+    @property
     def abstain_label(self) -> str:
         """The label after the last option: "cannot be determined from memory"."""
         return ANSWER_LABELS[len(self.options)]

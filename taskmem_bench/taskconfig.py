@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -44,8 +45,8 @@ class StreamSettings:
     max_side: int | None = None
 
     def __post_init__(self) -> None:
-        if self.clip_seconds <= 0 or self.sample_fps <= 0:
-            raise ValueError("clip_seconds and sample_fps must be positive")
+        if not all(math.isfinite(x) and x > 0 for x in (self.clip_seconds, self.sample_fps)):
+            raise ValueError("clip_seconds and sample_fps must be positive and finite")
         if self.max_side is not None and self.max_side < 1:
             raise ValueError("max_side must be at least 1 (or none)")
 

@@ -17,8 +17,9 @@ from leaderboard.bundle import (
     CHECKSUMS, HEADER, MANIFEST, MEMORY, ROWS, SUMMARY, checksums_text, export_bundle, pack,
 )
 from taskmem_bench.cli import main
-from taskmem_bench.memory import MemoryEntry
+from taskmem_bench.memory import MemoryEntry, count_tokens
 from taskmem_bench.policy import Policy
+from taskmem_bench.results import summarize
 
 HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 """A policy name that would run script if any page failed to escape it."""
@@ -125,6 +126,27 @@ def _same(name: str, old: bytes, new: bytes) -> bool:
     return pl.read_parquet(io.BytesIO(old)).equals(pl.read_parquet(io.BytesIO(new)))
 
 
+RUN_KEYS = ("task", "policy", "reader", "streams", "stream_failures", "skipped", "memory", "timing")
+"""Summary keys the runner adds to what ``results.summarize`` computes from the rows."""
+
+
+def consistent(edit: Callable[[Parts], None]) -> Callable[[Parts], None]:
+    """``edit``, followed by what a careful forger does next: the summary recomputed from the
+    edited rows and memory, so that only the check aimed at the edit can catch it."""
+
+    def forge(parts: Parts) -> None:
+        edit(parts)
+        memory = dict(parts.summary["memory"])
+        hours = memory["video_hours"]
+        for unit, count in (("tokens", count_tokens), ("chars", len)):
+            memory[f"{unit}_total"] = total = sum(map(count, parts.memory["text"].to_list()))
+            memory[f"{unit}_per_hour"] = round(total / hours, 1) if hours else None
+        parts.summary = summarize(parts.rows, {**{k: parts.summary[k] for k in RUN_KEYS},
+                                               "memory": memory})
+
+    return forge
+
+
 def rename_policy(name: str) -> Callable[[Parts], None]:
     """An edit that gives the run another policy name everywhere it appears."""
 
@@ -137,12 +159,10 @@ def rename_policy(name: str) -> Callable[[Parts], None]:
 
 
 def hostile(parts: Parts) -> None:
-    """Markup in every free-text field the site shows, in a bundle that stays valid."""
+    """Markup in the free-text fields a valid bundle controls (questions are the dataset's, and
+    raw outputs of a reproducible reader are re-run), applied to the open-track bundle."""
     rename_policy(HOSTILE)(parts)
-    parts.rows = parts.rows.with_columns(
-        question=pl.lit(HOSTILE) + pl.col("question"),
-        raw_output=pl.lit(HOSTILE + "\n") + pl.col("raw_output"),
-    )
+    parts.rows = parts.rows.with_columns(raw_output=pl.lit(HOSTILE + "\n") + pl.col("raw_output"))
     parts.manifest["policy"]["config"] = {"note": HOSTILE}
 
 
@@ -157,6 +177,6 @@ def make_results(folder: Path, bundles: dict[str, Path]) -> Path:
     folder.mkdir(parents=True)
     for key, path in bundles.items():
         (folder / path.name).write_bytes(path.read_bytes())
-    rewrite_bundle(bundles["speech"], folder / "hostile.tar.gz", hostile)
+    rewrite_bundle(bundles["open"], folder / "hostile.tar.gz", hostile)
     rewrite_bundle(bundles["oracle"], folder / "tampered.tar.gz", tamper_accuracy)
     return folder

@@ -153,3 +153,19 @@ def test_readme_plugin_example_runs(mini_cache: Path, tmp_path: Path, monkeypatc
 def test_a_class_that_is_not_a_policy_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--task", "mini", "--policy", "plugins:SpyReader"]) == 2
     assert "not a Policy subclass" in capsys.readouterr().err
+
+
+def test_damaged_files_and_paths_give_one_line_errors(
+    mini_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run" / "mini" / "blind"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text("{truncated")
+    assert main(["report", str(tmp_path / "run")]) == 2
+    assert "summary.json is not valid JSON" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["run", "--task", "mini", "--policy", "blind", "--out", str(afile), "--set", "episodes=1"]) == 2
+    assert "NotADirectoryError" in capsys.readouterr().err
+    assert main(["run", "--task", "mini", "--policy", "blind", "--set", "clip_seconds=.nan"]) == 2
+    assert "positive and finite" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from leaderboard.bundle import (
     BUNDLE_SCHEMA, CHECKSUMS, DATA_MEMBERS, MEMORY_SCHEMA, BundleError, Limits, checksums_text,
     export_bundle, pack, read_bundle,
 )
+from leaderboard.parquet import MiB, TableCaps
 from leaderboard.validate import memory_logs
 from leaderboard_support import read_members, rewrite_bundle
 from taskmem_bench.cli import main
@@ -136,6 +137,7 @@ def test_edits_after_export_break_the_checksums(leaderboard_bundles: dict[str, P
         ("bundle.json", b'{"bundle_schema": 2}', "bundle schema 2 is not supported"),
         ("bundle.json", b'{"bundle_schema": 1, "policy_link": "javascript:alert(1)"}', "policy link must be an http(s) URL"),
         ("summary.json", b'{"acc": NaN}', "summary.json is not valid JSON"),
+        ("summary.json", b'{"memory": {"video_hours": 1e999}}', "1e999 is not a finite number"),
         ("manifest.json", b"[1, 2]", "manifest.json must hold a JSON object"),
         ("manifest.json", b"[" * 100_000, "manifest.json is not valid JSON"),
         ("rows.parquet", b"PAR1 not really", "rows.parquet is not a readable Parquet file"),
@@ -174,3 +176,47 @@ def test_export_cli_checks_the_bundle_and_fails_cleanly(
     assert not (tmp_path / "x.tar.gz").exists() and not (tmp_path / "y.tar.gz").exists()
     with pytest.raises(BundleError, match="policy link"):
         export_bundle(run_dir, tmp_path / "z.tar.gz", link="http://")
+
+
+def test_data_after_the_archive_end_is_refused_but_zero_padding_is_not(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    original = leaderboard_bundles["blind"].read_bytes()
+    hidden = tmp_path / "two.tar.gz"  # a second gzip member, as `cat a.tar.gz b.tar.gz` makes
+    hidden.write_bytes(original + gzip.compress(b"not part of what was checked"))
+    with pytest.raises(BundleError, match="data follows the end of the tar archive"):
+        read_bundle(hidden)
+    padded = tmp_path / "padded.tar.gz"
+    padded.write_bytes(gzip.compress(gzip.decompress(original) + bytes(64 * 1024)))
+    assert read_bundle(padded).digest == read_bundle(leaderboard_bundles["blind"]).digest
+
+
+def _with_rows(source: Path, target: Path, edit) -> Path:
+    members = read_members(source)
+    rows = edit(pl.read_parquet(io.BytesIO(members["rows.parquet"])))
+    buffer = io.BytesIO()
+    rows.write_parquet(buffer)
+    members["rows.parquet"] = buffer.getvalue()
+    members[CHECKSUMS] = checksums_text(members).encode()
+    target.write_bytes(pack(members))
+    return target
+
+
+def test_decoded_sizes_are_capped_before_a_table_is_decoded(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """A few kilobytes of Parquet can hold megabytes of repeated text; the caps are read from
+    a lazy scan, so such a bundle is refused at once rather than after minutes of re-scoring."""
+    long = "The answer is " * 20_000  # 280 KB, dictionary-encoded to almost nothing
+    bomb = _with_rows(leaderboard_bundles["blind"], tmp_path / "bomb.tar.gz",
+                      lambda rows: pl.concat([rows] * 100).with_columns(raw_output=pl.lit(long)))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(BundleError, match="a raw_output cell holds 280000 bytes, over the 65536-byte limit"):
+        read_bundle(bomb)
+    path = leaderboard_bundles["oracle"]
+    small = Limits(rows_table=TableCaps(rows=10, text_bytes=MiB, cell_bytes=MiB))
+    with pytest.raises(BundleError, match="rows.parquet has 16 rows, over its limit of 10"):
+        read_bundle(path, small)
+    small = Limits(memory_table=TableCaps(rows=10**6, text_bytes=100, cell_bytes=MiB))
+    with pytest.raises(BundleError, match="memory.parquet decodes to \\d+ bytes of text, over its 100-byte"):
+        read_bundle(path, small)

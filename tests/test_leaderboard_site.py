@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,7 +13,10 @@ import polars as pl
 import pytest
 import yaml
 
+from leaderboard import tables
+from leaderboard.bundle import read_bundle
 from leaderboard.site import MARKER, BuildResult, SiteError, build_site, collect, guard_formulas
+from leaderboard.validate import validate_bundle
 from leaderboard_support import HOSTILE, make_results
 from taskmem_bench.cli import main
 
@@ -153,11 +158,12 @@ def test_committed_results_are_all_accepted() -> None:
 def test_ci_workflow_and_make_target_build_the_site_from_results() -> None:
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "leaderboard.yml").read_text())
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML reads `on:` as True
-    assert "push" in triggers
+    assert "push" in triggers and "pull_request" in triggers  # submissions arrive as PRs
     steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
     assert any(step.get("run", "").strip() == "make leaderboard" for step in steps)
     uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-")]
     assert uploads and uploads[0]["with"]["path"] == "build/site"
+    assert uploads[0].get("if") == "always()"  # the site, with its rejections, even when red
     makefile = (REPO / "Makefile").read_text()
     target = re.search(r"^leaderboard:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
     assert "taskmem-bench leaderboard build results -o build/site" in target
@@ -170,3 +176,31 @@ def test_build_site_refuses_to_replace_a_file(leaderboard_bundles: dict[str, Pat
     with pytest.raises(SiteError):
         build_site(tmp_path / "r", tmp_path / "file")
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_the_site_is_world_readable_and_a_linked_output_is_refused_up_front(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "b.tar.gz").write_bytes(leaderboard_bundles["blind"].read_bytes())
+    site = build_site(results, tmp_path / "site").site
+    assert stat.S_IMODE(site.stat().st_mode) == 0o755  # a web server must be able to read it
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setattr("leaderboard.site.collect", lambda _: pytest.fail("validated before refusing"))
+    with pytest.raises(SiteError, match="is a symbolic link; give the real folder as -o"):
+        build_site(results, tmp_path / "link")
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_entries_missing_a_benchmark_rank_after_complete_ones(leaderboard_bundles: dict[str, Path]) -> None:
+    """Oracle beats keep-speech on mini, but keep-speech also has a (harder) second benchmark:
+    a mean over fewer benchmarks must not outrank a mean over all of them."""
+    oracle, speech = (validate_bundle(read_bundle(leaderboard_bundles[k])) for k in ("oracle", "speech"))
+    task = speech.manifest.task.model_copy(update={"name": "other"})
+    elsewhere = dataclasses.replace(speech, manifest=speech.manifest.model_copy(update={"task": task}),
+                                    scores=dataclasses.replace(speech.scores, acc=0.0))
+    board = tables.entries([oracle, speech, elsewhere])
+    assert [(e.policy, e.complete) for e in board] == [(speech.policy, True), ("oracle", False)]
+    assert board[1].mean_acc > board[0].mean_acc

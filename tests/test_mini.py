@@ -268,3 +268,5 @@ def test_a_corrupted_cached_file_is_regenerated_not_served(tmp_path) -> None:
     assert again.details["regenerated_corrupt"] == [video.stem]
     assert again.files == first.files
     assert video.stat().st_size > 1000
+    video.with_suffix(".sha256").write_text("{damaged")
+    assert MiniDataset().load(config).details["regenerated_corrupt"] == [video.stem]

@@ -269,12 +269,12 @@ def test_oracle_is_refused_on_real_data(coded_release: DatasetRelease, tmp_path:
 
 
 def test_run_directory_is_never_silently_reused(coded_release: DatasetRelease, tmp_path: Path) -> None:
-    from taskmem_bench.results import RunExistsError
+    from taskmem_bench.results import RunDirError
 
     plan = make_plan(FrameDigestPolicy, SpyReader)
     run_plan(plan, coded_release, tmp_path)
-    with pytest.raises(RunExistsError, match="--resume"):
+    with pytest.raises(RunDirError, match="--resume"):
         run_plan(plan, coded_release, tmp_path)
     other = make_plan(FrameDigestPolicy, SpyReader, policy_config=DigestConfig(words=1))
-    with pytest.raises(RunExistsError, match="different plan"):
+    with pytest.raises(RunDirError, match="different plan"):
         run_plan(other, coded_release, tmp_path, resume=True)

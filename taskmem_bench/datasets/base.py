@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from taskmem_bench.policy import NoConfig
-from taskmem_bench.schema import Episode
+from taskmem_bench.schema import Episode, Hidden, Question
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,44 @@ class DatasetRelease:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PlannedQuestion:
+    """A question as the dataset defines it, gold included, in the plain values a result row
+    records for it: the leaderboard compares submitted rows with these."""
+
+    stream_id: str
+    question_id: str
+    text: str
+    options: tuple[str, ...]
+    answer_format: str
+    gold: str
+    ask_time: float
+    evidence_delay: float | None
+    """Ask time minus the end of the latest evidence span; None without evidence."""
+    category: str
+    tags: Mapping[str, str]
+
+    @classmethod
+    def of(cls, question: Question, hidden: Hidden) -> PlannedQuestion:
+        return cls(
+            stream_id=question.stream_id, question_id=question.id, text=question.text,
+            options=tuple(question.options), answer_format=question.scoring.kind,
+            gold=hidden.gold, ask_time=question.ask_time,
+            evidence_delay=question.evidence_delay,
+            category=question.category, tags=dict(question.tags),
+        )
+
+
+@dataclass(frozen=True)
+class PlannedStream:
+    """One stream of a split as planned, before any media exist: enough to check a run's rows
+    (which questions, in which stream, with which gold) and its video hours."""
+
+    stream_id: str
+    duration: float | None
+    questions: tuple[PlannedQuestion, ...]
+
+
 class DatasetAdapter(ABC):
     """Base class of dataset adapters; ``Config`` holds the adapter's ``dataset:`` task args."""
 
@@ -51,3 +89,10 @@ class DatasetAdapter(ABC):
         """The ``revision`` that ``load(config)`` reports, computed without reading or generating
         data: the leaderboard uses it to tell whether a submitted run's data is known to this
         package version."""
+
+    def planned_streams(self, config: Any) -> list[PlannedStream] | None:
+        """The split's streams in run order, with their questions and gold answers, if the
+        adapter can list them cheaply (no media decoded or rendered); None if it cannot. The
+        leaderboard then requires a run's rows to be exactly these questions (of the first
+        ``--limit`` streams), and derives video hours from the durations."""
+        return None

@@ -43,6 +43,10 @@ class Reader(ABC):
     prompt: ClassVar[str] = ""
     """The prompt template (or a description of the rule for model-free readers), hashed into
     the run manifest so that two runs with different prompts never look alike."""
+    deterministic: ClassVar[bool] = False
+    """True when the same inputs always give byte-identical raw outputs (no sampling, no
+    model, no hardware dependence): the leaderboard then re-runs the reader on a submitted
+    bundle's questions and memory instead of trusting its raw outputs."""
 
     def __init__(self, config: Any = None, *, seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()

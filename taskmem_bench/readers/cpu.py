@@ -88,6 +88,7 @@ class CpuReader(Reader):
 
     name = "cpu"
     version = "1"
+    deterministic = True
     prompt = (
         "cpu-reader v1: lowercase, drop stopwords, strip plural -s, read 'Name: text' as "
         "'Name says text'. Multiple choice: an option is supported by a memory sentence that "

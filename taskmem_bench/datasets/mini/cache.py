@@ -58,7 +58,10 @@ class MediaJob:
         """The files' sha256 by name if they still match the sidecar, else ``None``."""
         if not self.done:
             return None
-        expected = json.loads(self.checksums.read_text())
+        try:
+            expected = json.loads(self.checksums.read_text())
+        except ValueError:  # a damaged sidecar vouches for nothing
+            return None
         actual = {path.name: sha256(path) for path in (self.mp4, self.srt)}
         return actual if actual == expected else None
 

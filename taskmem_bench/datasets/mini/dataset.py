@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease
+from taskmem_bench.datasets.base import (
+    DatasetAdapter, DatasetRelease, PlannedQuestion, PlannedStream,
+)
 from taskmem_bench.datasets.mini.cache import (
     GENERATOR_VERSION, MediaJob, cache_root, produce_all,
 )
@@ -82,6 +84,16 @@ class MiniDataset(DatasetAdapter):
         return (f"{GENERATOR_VERSION}:{config.environment}:seed={config.seed}"
                 f":episodes={config.episodes}:seconds={config.episode_seconds:g}"
                 f":size={config.size}:fps={config.fps:g}")
+
+    def planned_streams(self, config: Config | None = None) -> list[PlannedStream]:
+        """Simulated worlds and their questions, without rendering or encoding any media."""
+        config = config if config is not None else Config()
+        plans = (plan_episode(config, i) for i in range(config.episodes))
+        return [
+            PlannedStream(p.stream_id, config.episode_seconds,
+                          tuple(PlannedQuestion.of(q, h) for q, h in p.questions))
+            for p in plans
+        ]
 
     def load(self, config: Config | None = None) -> DatasetRelease:
         config = config if config is not None else Config()

@@ -1,0 +1,148 @@
+"""A run's rows against the dataset's plan: the right questions, streams, golds and hours.
+
+Re-scoring proves that the numbers follow from the rows; it cannot prove that the rows are the
+benchmark's. When the dataset adapter can list its questions cheaply
+(``DatasetAdapter.planned_streams``), the rows must be exactly the questions of the first
+``--limit`` streams (or all), field for field: no dropped or invented questions, no moved gold,
+no question given a stream of its own (which would narrow the clustered intervals), no faked
+limit. The plan's stream durations also fix the video hours that memory per hour divides by.
+Without a plan only the counts are checked, and the hours are bounded below by the last ask
+time of each stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from leaderboard.bundle import Bundle
+from leaderboard.errors import Rejected, show
+from leaderboard.manifest import ManifestView
+from taskmem_bench.datasets import load_adapter
+from taskmem_bench.datasets.base import PlannedStream
+from taskmem_bench.taskconfig import validate
+
+PLANNED_FIELDS = {
+    "stream_id": pl.String, "question_id": pl.String, "question": pl.String,
+    "options": pl.String, "answer_format": pl.String, "gold": pl.String,
+    "ask_time": pl.Float64, "evidence_delay": pl.Float64, "category": pl.String,
+    "tags": pl.String,
+}
+"""Row fields the dataset decides, in the text form the runner writes them."""
+HOURS_ROUNDING = 5e-5
+"""The runner rounds video hours to 4 decimals."""
+
+
+def planned_streams(m: ManifestView) -> list[PlannedStream] | None:
+    """The streams the run should have covered: the first ``limit`` of the split, or None when
+    the adapter cannot list them."""
+    adapter = load_adapter(m.dataset.name)()
+    plan = adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
+    return None if plan is None else plan[: m.limit] if m.limit else plan
+
+
+def check_streams(bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream] | None) -> None:
+    """The summary's stream counts agree with the limit, the plan, the rows and the memory log;
+    with a plan, the rows are its questions."""
+    streams = bundle.summary.get("streams")
+    counts = {k: streams.get(k) if isinstance(streams, Mapping) else None
+              for k in ("total", "finished", "failed")}
+    if not all(type(v) is int for v in counts.values()):
+        raise Rejected("summary.json streams must give whole numbers total, finished and failed")
+    total = counts["total"]
+    if counts["finished"] != total or not 0 <= counts["failed"] <= total:
+        raise Rejected(f"summary.json streams {show(counts)} is not a finished run")
+    if m.limit is not None and total > m.limit:
+        raise Rejected(f"summary.json counts {total} streams, over the run's limit of {m.limit}")
+    if plan is not None and total != len(plan):
+        raise Rejected(f"summary.json counts {total} streams; the dataset has {len(plan)} "
+                       f"{'within the limit' if m.limit else 'in this split'}")
+    if bundle.rows["stream_id"].n_unique() > total:
+        raise Rejected(f"rows.parquet has questions of more than the {total} streams run")
+    indices = bundle.memory["stream_index"]
+    if len(indices) and not (0 <= indices.min() and indices.max() < total):
+        raise Rejected(f"memory.parquet has stream indices outside 0 to {total - 1}")
+    if plan is not None:
+        _check_memory_streams(bundle.memory, plan)
+        _check_rows(bundle.rows, plan)
+
+
+def _check_memory_streams(memory: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:
+    ids = pl.DataFrame({"stream_index": range(len(plan)), "planned": [s.stream_id for s in plan]},
+                       schema={"stream_index": pl.Int64, "planned": pl.String})
+    wrong = (memory.filter(pl.col("stream_id").is_not_null())
+             .join(ids, on="stream_index", how="left")
+             .filter(pl.col("stream_id") != pl.col("planned")))
+    if not wrong.is_empty():
+        raise Rejected(f"memory.parquet: stream {wrong['stream_index'][0]} is "
+                       f"{show(wrong['planned'][0])} in the dataset, not "
+                       f"{show(wrong['stream_id'][0])}")
+
+
+def planned_rows(plan: Sequence[PlannedStream]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "stream_id": q.stream_id, "question_id": q.question_id, "question": q.text,
+                "options": json.dumps(list(q.options)), "answer_format": q.answer_format,
+                "gold": q.gold, "ask_time": q.ask_time, "evidence_delay": q.evidence_delay,
+                "category": q.category, "tags": json.dumps(dict(q.tags), sort_keys=True),
+            }
+            for stream in plan for q in stream.questions
+        ],
+        schema=PLANNED_FIELDS,
+    )
+
+
+def _check_rows(rows: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:
+    """Names the first question missing, invented or differing, and the field that differs."""
+    ours = planned_rows(plan)
+    theirs = rows.select(list(PLANNED_FIELDS))
+    missing = ours.join(theirs, on="question_id", how="anti")
+    if not missing.is_empty():
+        raise Rejected(f"rows.parquet lacks question {show(missing['question_id'][0])} of the "
+                       f"dataset ({len(missing)} of {len(ours)} missing)")
+    invented = theirs.join(ours, on="question_id", how="anti")
+    if not invented.is_empty():
+        raise Rejected(f"question {show(invented['question_id'][0])} is not a question of the "
+                       "dataset's streams")
+    paired = ours.join(theirs, on="question_id", suffix=" stated").sort("question_id")
+    for field in PLANNED_FIELDS:
+        if field == "question_id":
+            continue
+        differs = paired.filter(pl.col(field).ne_missing(pl.col(f"{field} stated")))
+        if not differs.is_empty():
+            row = differs.row(0, named=True)
+            raise Rejected(f"question {show(row['question_id'])}: the row's {field} "
+                           f"{show(row[f'{field} stated'])} is not the dataset's {show(row[field])}")
+
+
+def video_hours(bundle: Bundle, plan: Sequence[PlannedStream] | None) -> float:
+    """The video hours memory per hour divides by: the plan's stream durations where known,
+    else the summary's figure if it is at least the rows' last ask times (a stream lasts at
+    least until its last question)."""
+    stated = _stated_hours(bundle.summary)
+    last_asks = bundle.rows.group_by("stream_id").agg(pl.col("ask_time").max())["ask_time"]
+    durations = {s.stream_id: s.duration for s in plan or ()}
+    if plan is not None and all(d is not None for d in durations.values()):
+        hours = sum(durations.values()) / 3600
+        if abs(stated - hours) > HOURS_ROUNDING + 1e-9:
+            raise Rejected(f"summary.json states memory.video_hours = {show(stated)}; the "
+                           f"dataset's streams last {round(hours, 4)} hours")
+        return hours
+    floor = float(last_asks.sum()) / 3600
+    if stated < floor - HOURS_ROUNDING:
+        raise Rejected(f"summary.json states memory.video_hours = {show(stated)}, less than the "
+                       f"{round(floor, 4)} hours up to the streams' last questions")
+    return stated
+
+
+def _stated_hours(summary: Mapping[str, Any]) -> float:
+    memory = summary.get("memory")
+    hours = memory.get("video_hours") if isinstance(memory, Mapping) else None
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
+        raise Rejected("summary.json memory.video_hours is not a number of hours")
+    return float(hours)
