@@ -28,9 +28,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ import polars as pl
 
 import taskmem_bench
 from leaderboard.parquet import KiB, MiB, TableCaps, TableError, read_table
-from taskmem_bench.results import ROW_SCHEMA, RunDir
+from taskmem_bench.results import ROW_SCHEMA, RunDir, write_atomic
 
 BUNDLE_SCHEMA = 1
 HEADER, MANIFEST, SUMMARY, ROWS, MEMORY, CHECKSUMS = (
@@ -145,16 +143,12 @@ def export_bundle(run_dir: Path, out: Path, *, link: str | None = None) -> Path:
     }
     members[CHECKSUMS] = checksums_text(members).encode()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        Path(tmp).write_bytes(pack(members))
-        os.chmod(tmp, 0o644)  # a file to share, not mkstemp's private 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(pack(members))
+        tmp.chmod(0o644)  # a file to share, not mkstemp's private 0600
+
+    write_atomic(out, write)
     return out
 
 

@@ -19,6 +19,14 @@ MANIFEST_VERSION = 1
 UNHASHED_PLAN_KEYS = ("run", "dataset_details")
 """Plan sections that change speed or location, not results (throughput settings, where the
 data lives): a run may resume with other values."""
+RECORD_KEYS = ("git", "libraries", "hardware", "command", "created_at")
+"""Manifest keys that record one invocation (where, when, how it was called), not the plan."""
+NOT_PLAN_KEYS = {"manifest_version", "plan_hash", "resumes", *RECORD_KEYS, *UNHASHED_PLAN_KEYS}
+
+
+def hashed_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a manifest (or plan) that decides a run's rows; equal parts may resume."""
+    return {k: v for k, v in manifest.items() if k not in NOT_PLAN_KEYS}
 
 
 def git_state() -> dict[str, Any] | None:
@@ -67,13 +75,16 @@ def build_manifest(plan: Mapping[str, Any], command: list[str]) -> dict[str, Any
     """``plan`` is what determines results (task, dataset, policy, reader, seed, run settings,
     package version); its hash decides whether a run directory may be resumed. The rest records
     where and how the run happened."""
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        **plan,
-        "plan_hash": config_hash({k: v for k, v in plan.items() if k not in UNHASHED_PLAN_KEYS}),
+    record = {
         "git": git_state(),
         "libraries": library_versions(),
         "hardware": hardware(),
         "command": command,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        **plan,
+        "plan_hash": config_hash(hashed_plan(plan)),
+        **record,
     }

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from taskmem_bench.memory import StoredEntry
-from taskmem_bench.provenance import UNHASHED_PLAN_KEYS
+from taskmem_bench.provenance import RECORD_KEYS, UNHASHED_PLAN_KEYS, hashed_plan
 from taskmem_bench.scoring.metrics import score_by, score_rows
 
 ROW_SCHEMA: dict[str, Any] = {
@@ -96,7 +96,9 @@ def rows_frame(rows: Iterable[QuestionRow]) -> pl.DataFrame:
     return pl.DataFrame([asdict(r) for r in rows], schema=ROW_SCHEMA)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so a
+    reader (or a killed run) never sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -109,11 +111,11 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
 
 
 def write_parquet(path: Path, frame: pl.DataFrame) -> None:
-    _atomic_write(path, lambda tmp: frame.write_parquet(tmp))
+    write_atomic(path, lambda tmp: frame.write_parquet(tmp))
 
 
 class RunDirError(RuntimeError):
@@ -152,7 +154,7 @@ class RunDir:
                 f"cannot resume {self.path}: it was started with a different plan "
                 f"({_plan_difference(previous, manifest)}); choose another --out"
             )
-        resumed = {k: manifest.get(k) for k in ("created_at", "git", "command", "hardware", "run")}
+        resumed = {k: manifest.get(k) for k in (*RECORD_KEYS, *UNHASHED_PLAN_KEYS)}
         previous["resumes"] = [*previous.get("resumes", []), resumed]
         write_json(self.manifest_path, previous)
         return self.finished_streams()
@@ -176,7 +178,7 @@ class RunDir:
         commit point)."""
         memory_path = self.memory / f"{index:06d}.jsonl"
         lines = "".join(json.dumps(s.to_json(), sort_keys=True) + "\n" for s in log)
-        _atomic_write(memory_path, lambda tmp: tmp.write_text(lines))
+        write_atomic(memory_path, lambda tmp: tmp.write_text(lines))
         for stale in self.parts.glob(f"{index:06d}.*") if self.parts.exists() else ():
             stale.unlink()
         if failure is not None:
@@ -208,9 +210,8 @@ class RunDir:
 
 
 def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    ignored = {*UNHASHED_PLAN_KEYS, "plan_hash", "created_at", "git", "command", "hardware",
-               "libraries", "resumes"}
-    changed = sorted(k for k in set(old) | set(new) if k not in ignored and old.get(k) != new.get(k))
+    old, new = hashed_plan(old), hashed_plan(new)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return "differs in " + ", ".join(changed) if changed else "differs"
 
 

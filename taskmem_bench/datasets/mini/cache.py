@@ -54,13 +54,17 @@ class MediaJob:
     def done(self) -> bool:
         return self.checksums.is_file() and self.mp4.is_file() and self.srt.is_file()
 
+    def recorded_hashes(self) -> dict[str, str] | None:
+        """The sha256 by file name that the sidecar vouches for, if it is readable."""
+        try:
+            return json.loads(self.checksums.read_text())
+        except (OSError, ValueError):  # missing, or damaged: it vouches for nothing
+            return None
+
     def verified_hashes(self) -> dict[str, str] | None:
         """The files' sha256 by name if they still match the sidecar, else ``None``."""
-        if not self.done:
-            return None
-        try:
-            expected = json.loads(self.checksums.read_text())
-        except ValueError:  # a damaged sidecar vouches for nothing
+        expected = self.recorded_hashes() if self.done else None
+        if expected is None:
             return None
         actual = {path.name: sha256(path) for path in (self.mp4, self.srt)}
         return actual if actual == expected else None
@@ -103,6 +107,33 @@ def produce_all(jobs: list[MediaJob]) -> int:
         for job in missing:
             produce(job)
     return len(missing)
+
+
+@dataclass(frozen=True)
+class Materialized:
+    hashes: dict[str, str]
+    """sha256 of every episode file, by file name."""
+    generated: int
+    repaired: tuple[str, ...]
+    """Episodes (mp4 stems) whose cached files no longer matched their checksums."""
+
+
+def materialize(jobs: list[MediaJob]) -> Materialized:
+    """Make every episode's files exist and match their checksums: missing episodes are
+    generated, damaged ones (changed since they were cached) discarded and regenerated. Only
+    episodes that claim to be done are discarded, so a concurrent generator is never undone."""
+    found = [job.verified_hashes() for job in jobs]
+    damaged = [job for job, hashes in zip(jobs, found) if hashes is None and job.done]
+    for job in damaged:
+        job.discard()
+    generated = produce_all([job for job, hashes in zip(jobs, found) if hashes is None])
+    files: dict[str, str] = {}
+    for job, hashes in zip(jobs, found):
+        hashes = hashes or job.recorded_hashes()  # just written by produce
+        if hashes is None:
+            raise RuntimeError(f"generating {job.mp4} left no checksums")
+        files.update(hashes)
+    return Materialized(files, generated - len(damaged), tuple(job.mp4.stem for job in damaged))
 
 
 def sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ from taskmem_bench.datasets.base import (
     DatasetAdapter, DatasetRelease, PlannedQuestion, PlannedStream,
 )
 from taskmem_bench.datasets.mini.cache import (
-    GENERATOR_VERSION, MediaJob, cache_root, produce_all,
+    GENERATOR_VERSION, MediaJob, cache_root, materialize,
 )
 from taskmem_bench.datasets.mini.questions import ENVIRONMENTS, make_questions
 from taskmem_bench.datasets.mini.world import World, simulate
@@ -105,17 +105,7 @@ class MiniDataset(DatasetAdapter):
                      root / f"{p.stream_id}-{p.world.digest[:12]}.srt")
             for p in plans
         ]
-        generated = produce_all(jobs)
-        hashes = [job.verified_hashes() for job in jobs]
-        corrupt = [k for k, found in enumerate(hashes) if found is None]
-        for k in corrupt:  # damaged since it was cached; the generator is deterministic
-            jobs[k].discard()
-        produce_all([jobs[k] for k in corrupt])
-        for k in corrupt:
-            hashes[k] = jobs[k].verified_hashes()
-            if hashes[k] is None:
-                raise RuntimeError(f"regenerated {jobs[k].mp4} does not match its checksums")
-        files = {name: sha for found in hashes for name, sha in (found or {}).items()}
+        cached = materialize(jobs)
         episodes = tuple(_episode(p, job, config) for p, job in zip(plans, jobs))
         questions = [q for e in episodes for q in e.stream.questions]
         return DatasetRelease(
@@ -123,12 +113,12 @@ class MiniDataset(DatasetAdapter):
             revision=self.revision(config),
             episodes=episodes,
             synthetic=True,
-            files=files,
+            files=cached.hashes,
             details={
                 "environment": config.environment,
                 "root": str(root),
-                "generated_episodes": generated,
-                "regenerated_corrupt": sorted(jobs[k].mp4.stem for k in corrupt),
+                "generated_episodes": cached.generated,
+                "regenerated_corrupt": sorted(cached.repaired),
                 "facts": sum(len(e.facts) for e in episodes),
                 "questions": len(questions),
                 "categories": dict(sorted(Counter(q.category for q in questions).items())),
