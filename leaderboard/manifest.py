@@ -45,6 +45,7 @@ class _PluginView(_View):
 
 class PolicyView(_PluginView):
     privileged: bool
+    memory_only: bool = True  # absent from manifests written before the field existed
 
 
 class ReaderView(_PluginView):

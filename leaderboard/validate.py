@@ -312,9 +312,9 @@ def _differences(shipped: Mapping[str, Any], theirs: Mapping[str, Any], prefix: 
 
 
 def track(m: ManifestView, shipped: TaskConfig) -> str:
-    """Controls are the control policies and any privileged policy; fixed-reader runs use the
+    """Controls are the control policies, privileged and non-memory-only policies; fixed-reader runs use the
     task's pinned reader exactly (name, version, prompt and config); the rest are open."""
-    if m.policy.name in CONTROL_POLICIES or m.policy.privileged:
+    if m.policy.name in CONTROL_POLICIES or m.policy.privileged or not m.policy.memory_only:
         return CONTROL
     if m.reader.name != shipped.reader:
         return OPEN

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import taskmem_bench
+from taskmem_bench.backends.base import BackendSettings
+from taskmem_bench.backends.identity import model_identity
 from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
 from taskmem_bench.policy import Policy, load_policy
 from taskmem_bench.readers import Reader, load_reader
@@ -70,6 +72,7 @@ class RunPlan:
                 "files_hash": config_hash(dict(release.files)),
                 "files": dict(release.files),
                 "skipped": [dataclasses.asdict(s) for s in release.skipped],
+                "irregular": [dataclasses.asdict(i) for i in release.irregular],
             },
             "dataset_details": _as_dict(release.details),
             "policy": {
@@ -77,7 +80,9 @@ class RunPlan:
                 "class": _qualname(self.policy_cls),
                 "version": self.policy_cls.version,
                 "privileged": self.policy_cls.privileged,
+                "memory_only": self.policy_cls.memory_only,
                 "config": _as_dict(self.policy_config),
+                **_model(self.policy_config),
             },
             "reader": {
                 "name": self.reader_name,
@@ -85,6 +90,7 @@ class RunPlan:
                 "version": self.reader_cls.version,
                 "prompt_hash": self.reader_cls.prompt_hash(),
                 "config": _as_dict(self.reader_config),
+                **_model(self.reader_config),
             },
             "judge": None,
             "seed": self.seed,
@@ -93,6 +99,11 @@ class RunPlan:
             "memory_budget": _as_dict(self.task.memory),
             "run": _as_dict(self.settings),
         }
+
+
+def _model(config: Any) -> dict[str, Any]:
+    """The model identity of a model-using policy or reader (see backends.identity)."""
+    return {"model": model_identity(config)} if isinstance(config, BackendSettings) else {}
 
 
 def _qualname(cls: type) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from taskmem_bench.backends.base import VideoPart
 from taskmem_bench.memory import MemoryEntry
 from taskmem_bench.plugins import load, registered
 from taskmem_bench.schema import Clip, StreamInfo, TaskNotice
@@ -53,6 +54,10 @@ class Policy(ABC):
     Config: ClassVar[type] = NoConfig
     privileged: ClassVar[bool] = False
     """Privileged policies (the oracle control) receive ground-truth facts; synthetic tasks only."""
+    memory_only: ClassVar[bool] = True
+    """False for controls that hand the reader frames they kept (recent-frames) besides their
+    text memory. Such runs are not memory-only: the manifest says so and the leaderboard lists
+    them as controls."""
 
     def __init__(self, config: Any = None, *, seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
@@ -69,6 +74,12 @@ class Policy(ABC):
 
     def end_stream(self, stream_id: str) -> None:
         """The stream is over; release its state."""
+
+    def recall(self, stream_id: str, t: float) -> VideoPart | None:
+        """Frames for the reader of a question asked at ``t`` (controls with ``memory_only =
+        False`` only; the runner never calls it for other policies). Frames must come from clips
+        already observed; the runner rejects any timestamp after ``t``."""
+        return None
 
 
 def available_policies() -> dict[str, str]:

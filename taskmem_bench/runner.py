@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from taskmem_bench.backends.base import VideoPart
 from taskmem_bench.datasets import DatasetRelease
 from taskmem_bench.media import iter_clips
 from taskmem_bench.memory import MemoryStore, StoredEntry, count_tokens
@@ -241,14 +244,16 @@ class StreamingRunner:
     def _answer(self, due: list[tuple[_Stream, Question]]) -> None:
         if not due:
             return
+        recalled = [(s, q, self._recall(s, q.ask_time)) for s, q in due]
+        answerable = [(s, q, frames) for s, q, frames in recalled if frames is not _FAILED]
         inputs = [
-            ReaderInput(q.text, q.options, s.store.snapshot(q.ask_time), q.scoring.kind)
-            for s, q in due
+            ReaderInput(q.text, q.options, s.store.snapshot(q.ask_time), q.scoring.kind, frames)
+            for s, q, frames in answerable
         ]
         began = time.perf_counter()
-        outputs = _call_isolating(self.reader.answer, inputs, "answer()")
+        outputs = _call_isolating(self.reader.answer, inputs, "answer()") if inputs else []
         self.timing.read_s += time.perf_counter() - began
-        for (stream, question), request, output in zip(due, inputs, outputs, strict=True):
+        for (stream, question, _), request, output in zip(answerable, inputs, outputs, strict=True):
             stream.rows.append(self._row(stream, question, request, output))
             self.timing.questions += 1
             notice = TaskNotice(
@@ -259,6 +264,24 @@ class StreamingRunner:
                 self.policy.notice(notice)
             except Exception:
                 stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+
+    def _recall(self, stream: _Stream, t: float) -> VideoPart | None | object:
+        """Frames a non-memory-only control hands the reader; ``None`` for every memory-only
+        policy. A raising ``recall`` or a frame from after ``t`` (a leak) fails the stream like
+        any policy error; ``_FAILED`` is returned and the question is left to the failure rows."""
+        if self.plan.policy_cls.memory_only:
+            return None
+        try:
+            frames = self.policy.recall(stream.id, t)
+            if frames is not None and float(np.max(frames.timestamps)) > t:
+                raise ValueError(
+                    f"recall() returned a frame at {float(np.max(frames.timestamps)):.3f} s for "
+                    f"a question asked at {t:.3f} s"
+                )
+            return frames
+        except Exception:
+            stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+            return _FAILED
 
     def _observe(self, batch: list[_Stream]) -> None:
         clips = [s.pending for s in batch]
@@ -384,6 +407,10 @@ class StreamingRunner:
             "tokens_per_hour": round(tokens / hours, 1) if hours else None,
             "chars_per_hour": round(chars / hours, 1) if hours else None,
         }
+
+
+_FAILED = object()
+"""What ``_recall`` returns for a question it failed."""
 
 
 def _last_written(log: Sequence[StoredEntry]) -> float:

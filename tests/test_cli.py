@@ -31,8 +31,8 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.
     ("args", "needle"),
     [
         (["run", "--task", "nope", "--policy", "blind"], "unknown task 'nope'; choose from: mini"),
-        (["run", "--task", "mini", "--policy", "nope"], "unknown policy 'nope'; choose from: blind, oracle"),
-        (["run", "--task", "mini", "--policy", "blind", "--reader", "nope"], "unknown reader 'nope'; choose from: cpu"),
+        (["run", "--task", "mini", "--policy", "nope"], "unknown policy 'nope'; choose from: blind, caption, caption-window"),
+        (["run", "--task", "mini", "--policy", "blind", "--reader", "nope"], "unknown reader 'nope'; choose from: cpu, paper, retrieval"),
         (["run", "--task", "mini", "--policy", "blind", "--set", "novalue"], "malformed --set 'novalue'"),
         (["run", "--task", "mini", "--policy", "blind", "--set", "colour=red"], "unknown --set key 'colour'"),
         (["run", "--task", "mini", "--policy", "blind", "--set", "sample_fps=fast"], "sample_fps"),

@@ -105,7 +105,8 @@ def test_reader_receives_question_options_and_memory_only(
     run_plan(make_plan(FrameDigestPolicy, SpyReader), coded_release, tmp_path, reader=reader)
     assert reader.inputs
     fields = {f.name for f in dataclasses.fields(ReaderInput)}
-    assert fields == {"question", "options", "memory", "answer_format"}
+    # frames exist only for non-memory-only controls (test_recent_frames.py); here they are None
+    assert fields == {"question", "options", "memory", "answer_format", "frames"}
     media_dir = str(coded_release.episodes[0].stream.segments[0].path.parent)
     for request in reader.inputs:
         for leaf in _walk(request):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, SkippedItem
+from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, Irregularity, SkippedItem
 from taskmem_bench.plugins import UnknownPluginError
 
 _ADAPTERS = {
@@ -23,4 +23,11 @@ def load_adapter(name: str) -> type[DatasetAdapter]:
     return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["DatasetAdapter", "DatasetRelease", "SkippedItem", "available_datasets", "load_adapter"]
+__all__ = [
+    "DatasetAdapter",
+    "DatasetRelease",
+    "Irregularity",
+    "SkippedItem",
+    "available_datasets",
+    "load_adapter",
+]

@@ -13,10 +13,24 @@ from taskmem_bench.schema import Episode, Hidden, Question
 
 @dataclass(frozen=True)
 class SkippedItem:
-    """A stream or question the adapter excluded, and why; shown in the report, never hidden."""
+    """A stream or question the adapter excluded, and why; shown in the report, never hidden.
+    ``kind`` is a short machine-readable cause (``missing_media``, ``malformed_record``, ...)
+    so reports can count them by kind."""
 
     item_id: str
     reason: str
+    kind: str = "other"
+
+
+@dataclass(frozen=True)
+class Irregularity:
+    """A record the adapter kept but had to interpret or could not fully use (an evidence time
+    after the query, a target time in an unusual form, a question past the media end): kept in
+    the run, counted by ``kind`` in reports, listed with ids in the manifest."""
+
+    item_id: str
+    kind: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class DatasetRelease:
     synthetic: bool
     files: Mapping[str, str] = field(default_factory=dict)
     skipped: tuple[SkippedItem, ...] = ()
+    irregular: tuple[Irregularity, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
 
 

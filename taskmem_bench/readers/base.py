@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from taskmem_bench.backends.base import VideoPart
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.plugins import load, registered
 from taskmem_bench.policy import NoConfig
@@ -17,16 +18,21 @@ ENTRY_POINT_GROUP = "taskmem_bench.readers"
 
 @dataclass(frozen=True)
 class ReaderInput:
-    """Everything a reader may see. Nothing else reaches it: no frames, paths, gold or hints.
+    """Everything a reader may see. Nothing else reaches it: no paths, gold or hints.
 
     ``options`` carry no labels; they are labelled A, B, ... by position, and for multiple choice
     the extra label after the last option means "cannot be determined from memory".
+
+    ``frames`` is always ``None`` for memory-only policies. Only a control that declares
+    ``memory_only = False`` (recent-frames) hands the reader frames it kept, which puts its runs
+    outside the memory-only tracks.
     """
 
     question: str
     options: tuple[str, ...]
     memory: MemorySnapshot
     answer_format: Literal["multiple_choice", "open"] = "multiple_choice"
+    frames: VideoPart | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""Model backends: one batched chat-generation interface over transformers, vLLM, an
+OpenAI-compatible HTTP server, or any lm-eval model.
+
+Backends register under the entry-point group ``taskmem_bench.backends`` and are imported only
+when used, so a machine without vLLM can run everything else.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from taskmem_bench.backends.base import (
+    ENTRY_POINT_GROUP,
+    Backend,
+    BackendSettings,
+    ChatRequest,
+    Generation,
+    ImagePart,
+    Message,
+    Part,
+    Sampling,
+    TextPart,
+    VideoPart,
+    split_thinking,
+)
+from taskmem_bench.plugins import load, registered
+
+__all__ = [
+    "Backend",
+    "BackendSettings",
+    "ChatRequest",
+    "Generation",
+    "ImagePart",
+    "Message",
+    "Part",
+    "Sampling",
+    "TextPart",
+    "VideoPart",
+    "available_backends",
+    "get_backend",
+    "load_backend",
+    "split_thinking",
+]
+
+_LOADED: dict[BackendSettings, Backend] = {}
+_LOCK = threading.Lock()
+
+
+def available_backends() -> dict[str, str]:
+    return registered(ENTRY_POINT_GROUP)
+
+
+def load_backend(name: str) -> type[Backend]:
+    return load(ENTRY_POINT_GROUP, "backend", name, Backend)
+
+
+def get_backend(settings: BackendSettings) -> Backend:
+    """The backend for these settings, loaded once per process: a policy and a reader that name
+    the same model share one copy of its weights."""
+    key = settings.backend_settings()
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = load_backend(key.backend)(key)
+        return _LOADED[key]

@@ -1,0 +1,64 @@
+"""What a run records about the model behind a policy or reader, without loading it.
+
+A model name alone does not pin a model: a local folder can be rebuilt and a hub name moves.
+The plan therefore records, for a local folder, the sha256 of its small definition files (config,
+tokenizer, chat template, processor configs) and the names and sizes of its weight files; for a
+hub name found in the local Hugging Face cache, the cached snapshot's commit. Hashing the weights
+themselves would read tens of gigabytes before every run, so sizes stand in for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from taskmem_bench.backends.base import BackendSettings
+
+_DEFINITION_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+    "processor_config.json",
+)
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+def model_identity(settings: BackendSettings) -> dict[str, Any]:
+    """``{"backend", "model", ...}`` plus whatever pins the model's files down."""
+    record: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
+    if not settings.model or settings.backend == "openai":
+        return record  # a served model is named by the server; nothing local to hash
+    path = Path(settings.model).expanduser()
+    if path.is_dir():
+        record["files"] = {
+            name: hashlib.sha256((path / name).read_bytes()).hexdigest()
+            for name in _DEFINITION_FILES
+            if (path / name).is_file()
+        }
+        record["weights"] = {
+            p.name: p.stat().st_size
+            for p in sorted(path.iterdir())
+            if p.suffix in _WEIGHT_SUFFIXES
+        }
+    else:
+        record["hub_revision"] = _cached_hub_revision(settings.model)
+    return record
+
+
+def _cached_hub_revision(repo_id: str) -> str | None:
+    """The commit of the locally cached snapshot of ``repo_id``, if any (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    if isinstance(found, str):
+        return Path(found).parent.name  # .../snapshots/<commit>/config.json
+    return None

@@ -1,0 +1,40 @@
+"""A run's plan pins the model files behind a policy or reader, without loading the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskmem_bench.backends.base import BackendSettings
+from taskmem_bench.backends.identity import model_identity
+
+
+def test_local_folder_is_pinned_by_its_definition_files_and_weight_sizes(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "qwen3"}')
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
+    settings = BackendSettings(model=str(tmp_path))
+    first = model_identity(settings)
+    assert set(first["files"]) == {"config.json", "tokenizer.json"}
+    assert first["weights"] == {"model.safetensors": 10}
+    (tmp_path / "config.json").write_text('{"model_type": "qwen3", "hidden_size": 8}')
+    assert model_identity(settings)["files"] != first["files"]
+
+
+def test_hub_name_records_the_cached_snapshot_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout is the Hugging Face cache's own (models--org--name/snapshots/<commit>)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--org--tiny"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert model_identity(BackendSettings(model="org/tiny"))["hub_revision"] == commit
+    assert model_identity(BackendSettings(model="org/absent"))["hub_revision"] is None
+
+
+def test_served_models_are_named_only() -> None:
+    record = model_identity(BackendSettings(backend="openai", model="gpt-4o-2024-11-20"))
+    assert record == {"backend": "openai", "model": "gpt-4o-2024-11-20"}
