@@ -142,13 +142,23 @@ class BackendSettings:
     device: str = "auto"
     attn_implementation: str | None = None
     max_model_len: int | None = None
-    # openai-compatible HTTP
+    # vllm: a PEFT LoRA folder applied to every request; an EngineAdapter (registered name or
+    # module:Class) for changes that are not LoRA; engine sizing
+    lora_path: str | None = None
+    adapter: str | None = None
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    max_images_per_prompt: int = 8
+    max_videos_per_prompt: int = 1
+    # openai-compatible HTTP; frame_codec "png" is lossless, "jpeg" (quality 95) about a
+    # quarter of the size for a remote server
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 5
     cache_dir: str | None = None
+    frame_codec: Literal["png", "jpeg"] = "png"
     # lm-eval bridge: an lm-eval model name and its model_args (``pretrained=`` gets ``model``)
     lm_eval_model: str = "hf"
     lm_eval_args: str = ""

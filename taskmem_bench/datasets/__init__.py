@@ -8,7 +8,10 @@ from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, Irregula
 from taskmem_bench.plugins import UnknownPluginError
 
 _ADAPTERS = {
+    "egolife": "taskmem_bench.datasets.egolife:EgoLifeDataset",
+    "egotempo": "taskmem_bench.datasets.egotempo:EgoTempoDataset",
     "mini": "taskmem_bench.datasets.mini:MiniDataset",
+    "videomme": "taskmem_bench.datasets.videomme:VideoMME",
 }
 
 
