@@ -173,3 +173,42 @@ def leaderboard_site(leaderboard_bundles, tmp_path_factory: pytest.TempPathFacto
 
     folder = tmp_path_factory.mktemp("leaderboard-site")
     return build_site(make_results(folder / "results", leaderboard_bundles), folder / "site")
+
+
+def _tiny_model(factory: pytest.TempPathFactory, kind: str) -> Path:
+    from taskmem_bench.testing.tiny_models import build_tiny_model
+
+    return build_tiny_model(kind, factory.mktemp(f"tiny-{kind}") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_vl_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-VL (dense) with its processor, built offline once per session."""
+    return _tiny_model(tmp_path_factory, "qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_vl_moe_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-VL MoE with its processor."""
+    return _tiny_model(tmp_path_factory, "qwen3-vl-moe")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25_vl_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL with its processor."""
+    return _tiny_model(tmp_path_factory, "qwen2.5-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random text-only Qwen3 with its tokenizer and chat template."""
+    return _tiny_model(tmp_path_factory, "qwen3")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine OpenMP's
+    spinning makes each model call 5-30x slower."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -356,19 +356,21 @@ def test_served_tiny_qwen3_vl_answers_as_the_transformers_backend(tiny_vl_model,
 def test_a_mini_run_through_the_server_matches_the_transformers_run(
     tiny_vl_model, mini_cache, tmp_path, monkeypatch
 ):
-    """``caption`` + ``paper`` on ``mini``: the run through the ``openai`` backend and the
-    loopback server writes the same memory and the same raw reader outputs as the run on the
-    transformers backend (greedy decoding)."""
+    """The issue's acceptance run: ``caption``, ``caption-window`` and ``summary`` with the
+    ``paper`` reader on ``mini`` through the real transformers classes; the same run through
+    the ``openai`` backend and the loopback server writes identical rows (every column) and
+    identical memory (greedy decoding)."""
     import polars as pl
 
     from taskmem_bench.cli import main
 
+    policies = ("caption", "caption-window", "summary")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     common = [
-        "run", "--task", "mini", "--policy", "caption", "--reader", "paper", "--limit", "1",
-        "--set", "episodes=1", "--set", "episode_seconds=30", "--set", "max_side=64",
-        "--set", "sample_fps=1", "--set", "tokens_per_clip=none", "--set", "max_new_tokens=6",
-        "--set", f"model={tiny_vl_model}",
+        "run", "--task", "mini", "--policy", ",".join(policies), "--reader", "paper",
+        "--limit", "1", "--set", "episodes=1", "--set", "episode_seconds=30",
+        "--set", "max_side=64", "--set", "sample_fps=1", "--set", "tokens_per_clip=none",
+        "--set", "max_new_tokens=6", "--set", f"model={tiny_vl_model}",
     ]
     settings = BackendSettings(backend="transformers", model=str(tiny_vl_model), device="cpu")
     assert main([*common, "--out", str(tmp_path / "direct"), "--set", "device=cpu"]) == 0
@@ -377,13 +379,17 @@ def test_a_mini_run_through_the_server_matches_the_transformers_run(
                   "--set", f"cache_dir={tmp_path / 'cache'}"]
         assert main([*common, "--out", str(tmp_path / "served"), *served]) == 0
 
-    def outputs(run: str) -> tuple[list, list[str]]:
-        folder = tmp_path / run / "mini" / "caption"
+    def outputs(run: str, policy: str) -> tuple[pl.DataFrame, list[str]]:
+        folder = tmp_path / run / "mini" / policy
         rows = pl.read_parquet(folder / "rows.parquet").sort("question_id")
         memory = [p.read_text() for p in sorted((folder / "memory").glob("*.jsonl"))]
-        return rows["raw_output"].to_list(), memory
+        return rows, memory
 
-    raw, memory = outputs("direct")
-    assert raw and all(raw) and all(memory)
-    assert outputs("served") == (raw, memory)
-    assert server.stats.requests > len(raw)  # captions and answers both went over HTTP
+    for policy in policies:
+        rows, memory = outputs("direct", policy)
+        assert rows.height and rows["raw_output"].null_count() == 0 and all(memory)
+        assert rows["failure"].null_count() == rows.height
+        served_rows, served_memory = outputs("served", policy)
+        assert served_rows.equals(rows), policy
+        assert served_memory == memory, policy
+    assert server.stats.requests > 3 * rows.height  # memorizing and answering went over HTTP
