@@ -42,6 +42,7 @@ leaderboard: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/batching.py
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

@@ -1,4 +1,4 @@
-"""The ``taskmem-bench`` command: run, report, list, export, leaderboard build.
+"""The ``taskmem-bench`` command: run, prepare, report, list, export, leaderboard build.
 
 Exit codes: 0 success; 1 the run finished but some streams or questions failed (see the
 summary), or an exported bundle / some leaderboard bundles did not pass validation; 2 the command
@@ -25,6 +25,7 @@ from rich.table import Table
 from leaderboard.bundle import BundleError, export_bundle, read_bundle
 from leaderboard.site import SiteError, build_site
 from leaderboard.validate import Rejected, validate_bundle
+from taskmem_bench.backends.lmeval import task_folder
 from taskmem_bench.media import MediaError
 from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
 from taskmem_bench.plugins import UnknownPluginError
@@ -87,15 +88,31 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
     report.set_defaults(handler=_report)
 
-    listing = commands.add_parser("list", help="list tasks, policies or readers")
-    listing.add_argument("what", choices=("tasks", "policies", "readers"))
+    listing = commands.add_parser(
+        "list", help="list tasks, policies or readers; `lm-eval`: the lm_eval --include_path"
+    )
+    listing.add_argument("what", choices=("tasks", "policies", "readers", "lm-eval"))
     listing.set_defaults(handler=_list)
 
     export = commands.add_parser("export", help="pack a finished run as a result bundle")
     export.add_argument("run_dir", type=Path, help="one (task, policy) run, e.g. runs/x/mini/oracle")
-    export.add_argument("--bundle", type=Path, required=True, help="output file, e.g. mine.tar.gz")
+    export.add_argument("--bundle", type=Path, help="output file, e.g. mine.tar.gz")
+    export.add_argument(
+        "--format", dest="export_format", choices=("bundle", "videomme"), default="bundle",
+        help="bundle (leaderboard) or videomme (the official per-video results JSON)",
+    )
+    export.add_argument("-o", "--output", type=Path, help="output file of --format videomme")
     export.add_argument("--link", help="http(s) page of the policy, shown on the leaderboard")
     export.set_defaults(handler=_export)
+
+    prep = commands.add_parser("prepare", help="validate a dataset release and index its media")
+    prep.add_argument("dataset", help="dataset name, e.g. videomme")
+    prep.add_argument("--root", required=True, help="the release folder")
+    prep.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="another dataset setting (repeatable)",
+    )
+    prep.set_defaults(handler=_prepare)
 
     board = commands.add_parser("leaderboard", help="the static leaderboard site")
     board_commands = board.add_subparsers(dest="leaderboard_command", required=True)
@@ -254,6 +271,8 @@ def _list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
         for name in available_tasks():
             print(f"{name}\t{load_task(name).description}")
+    elif args.what == "lm-eval":
+        print(task_folder())  # lm-eval task YAMLs that score a saved run (tasks/lm_eval)
     elif args.what == "policies":
         for name, target in sorted(available_policies().items()):
             print(f"{name}\t{target}")
@@ -266,6 +285,10 @@ def _list(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     """Pack the run, then check the bundle as the leaderboard will, so a contributor learns
     about a rejection before submitting."""
+    if args.export_format == "videomme":
+        return _export_videomme(args)
+    if args.bundle is None:
+        raise ConfigError("export needs --bundle FILE (or --format videomme -o FILE)")
     path = export_bundle(args.run_dir, args.bundle, link=args.link)
     try:
         run = validate_bundle(read_bundle(path))
@@ -275,6 +298,32 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     out.print(f"wrote {escape(str(path))}: {escape(run.policy)} on {run.task}, track {run.track}, "
               f"Acc {_pct(run.scores.acc)} (re-scored)", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _export_videomme(args: argparse.Namespace) -> int:
+    from taskmem_bench.export_videomme import export_videomme
+
+    if args.output is None:
+        raise ConfigError("export --format videomme needs -o FILE")
+    try:
+        results = export_videomme(args.run_dir, args.output)
+    except ValueError as exc:  # rows of another dataset
+        raise ConfigError(str(exc)) from None
+    questions = sum(len(video["questions"]) for video in results)
+    out.print(f"wrote {escape(str(args.output))}: {len(results)} videos, {questions} questions "
+              "(Video-MME results format)", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from taskmem_bench.datasets import load_adapter
+    from taskmem_bench.datasets.prepare import config_for, prepare, report_lines
+
+    adapter = load_adapter(args.dataset)()
+    config = config_for(adapter, args.root, dict(map(parse_override, args.overrides)))
+    for line in report_lines(prepare(adapter, config)):
+        out.print(escape(line), highlight=False, soft_wrap=True)
     return 0
 
 

@@ -80,6 +80,7 @@ class _Stream:
     store: MemoryStore
     items: Iterator[Clip | Question | Checkpoint]
     pending: Clip | None = None
+    waiting_since: int = 0  # the round in which the pending clip was decoded
     exhausted: bool = False
     failure: tuple[str, str] | None = None
     rows: list[QuestionRow] = field(default_factory=list)
@@ -158,6 +159,7 @@ class StreamingRunner:
         self.reader = reader or plan.make_reader()
         self.on_stream_done = on_stream_done
         self.timing = Timing()
+        self.rounds = 0
 
     def run(self, manifest: dict[str, Any], *, resume: bool = False) -> RunOutcome:
         started = time.perf_counter()
@@ -170,6 +172,7 @@ class StreamingRunner:
         while queue or active:
             while queue and len(active) < self.plan.settings.streams_in_flight:
                 active.append(self._start(*queue.popleft()))
+            self.rounds += 1
             self._round(active)
             for stream in [s for s in active if s.done]:
                 self._finish(stream)
@@ -185,14 +188,23 @@ class StreamingRunner:
     # -- one round: advance every stream to its next clip, answer what is due, observe a batch
 
     def _round(self, active: list[_Stream]) -> None:
-        due: list[tuple[_Stream, Question]] = []
-        for stream in active:
-            if not stream.done and stream.pending is None:
+        stalled = [s for s in active if not s.done and s.pending is None]
+        while stalled:
+            due: list[tuple[_Stream, Question]] = []
+            for stream in stalled:
                 self._advance(stream, due)
-        self._answer(due)
+            self._answer(due)
+            # a stream that stopped for its questions goes on to its next clip once they are
+            # answered, so it still has a clip in this round's batches
+            asked = {id(s): s for s, _ in due}.values()
+            stalled = [s for s in asked if not s.done and s.pending is None]
         ready = [s for s in active if s.pending is not None and s.failure is None]
+        ready.sort(key=lambda s: s.waiting_since)  # stable: the longest-waiting clips first
         size = self.plan.settings.batch_size
-        for start in range(0, len(ready), size):
+        # only full batches while more clips are ready than one batch holds: the rest wait
+        # (first in line) for the next round, when the streams observed now have new clips
+        sent = len(ready) - len(ready) % size if len(ready) >= size else len(ready)
+        for start in range(0, sent, size):
             self._observe(ready[start : start + size])
 
     def _start(self, index: int, episode: Episode) -> _Stream:
@@ -232,6 +244,7 @@ class StreamingRunner:
                     asked = True
                 elif isinstance(item, Clip):
                     stream.pending = item
+                    stream.waiting_since = self.rounds
                     return
                 elif asked:
                     return

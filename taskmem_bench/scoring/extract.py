@@ -276,7 +276,6 @@ def _explicit(
         found.append((m.start(), m["letter"], "is_correct"))
     latest = max(found, key=lambda f: f[0]) if found else None
 
-    max_len = _max_len(option_norm)
     newlines = [m.start() for m in _NEWLINE.finditer(text)]
 
     def line_end(pos: int) -> int:

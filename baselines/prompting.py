@@ -1,0 +1,228 @@
+"""What the model-using baselines share: their config, one batched model call per observe,
+per-request seeds, the clip-caption request, and parsing of JSON replies.
+
+Every baseline builds all the requests of an ``observe`` batch first and sends them in one
+``generate`` call, so the runner's cross-stream batches reach the model whole; per-stream state
+is committed only after that call returned and its replies were parsed, so a batch that raises
+leaves every stream as it was (the runner then retries the clips one by one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from taskmem_bench.backends import (
+    BackendSettings,
+    ChatRequest,
+    Message,
+    Sampling,
+    TextPart,
+    VideoPart,
+    get_backend,
+)
+from taskmem_bench.memory import MemoryEntry, render_time
+from taskmem_bench.policy import Policy
+from taskmem_bench.schema import Clip, StreamInfo, TextEvent
+
+CAPTION_PROMPT = (
+    "Describe this video clip ({start}-{end} on the stream's clock) in a few sentences: who "
+    "and what is visible, what happens, and any text that is shown."
+)
+SIDE_TEXT_PROMPT = "Text from the stream's side channels during this time, by channel:\n{lines}"
+
+
+@dataclass(frozen=True)
+class GenerationConfig(BackendSettings):
+    """The backend fields (``backend``, ``model``, ...) plus decoding settings.
+
+    ``temperature`` 0 is greedy decoding; above 0 each request is sampled with a seed derived
+    from the run's seed, the stream and the clip, so a rerun samples the same text.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.temperature < 0:
+            raise ValueError("max_new_tokens must be at least 1 and temperature at least 0")
+
+
+class ModelPolicy(Policy):
+    """Base of the baselines that call a model: keeps each stream's :class:`StreamInfo`, loads
+    the backend on first use (plans are built and hashed before anything loads), and seeds
+    every request."""
+
+    Config = GenerationConfig
+
+    def __init__(self, config: GenerationConfig | None = None, *, seed: int = 0) -> None:
+        super().__init__(config, seed=seed)
+        self.info: dict[str, StreamInfo] = {}
+
+    def start_stream(self, info: StreamInfo) -> None:
+        self.info[info.stream_id] = info
+
+    def end_stream(self, stream_id: str) -> None:
+        self.info.pop(stream_id, None)
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[str]:
+        """The answers (text after ``</think>``) to all requests, from one backend call."""
+        if not requests:
+            return []
+        generations = get_backend(self.config).generate(list(requests))
+        if len(generations) != len(requests):
+            raise RuntimeError(
+                f"backend returned {len(generations)} generations for {len(requests)} requests"
+            )
+        return [g.answer for g in generations]
+
+    def sampling(self, clip: Clip, purpose: str) -> Sampling:
+        return Sampling(
+            max_new_tokens=self.config.max_new_tokens,
+            temperature=self.config.temperature,
+            seed=request_seed(self.seed, clip.stream_id, clip.index, purpose),
+        )
+
+    def video(self, clip: Clip) -> VideoPart | None:
+        """The clip's frames as a video at their true stream times (None for a text-only clip)."""
+        return window_video(self.info[clip.stream_id], [clip])
+
+    def captions_with(
+        self, clips: Sequence[Clip], followups: Mapping[int, ChatRequest]
+    ) -> tuple[list[str], dict[int, str]]:
+        """The caption of every clip and the answers to text-only follow-up requests (keyed by
+        the position of the clip they ride with), all from one backend call."""
+        captions = [self.caption_request(c) for c in clips]
+        answers = self.generate(captions + list(followups.values()))
+        return answers[: len(clips)], dict(zip(followups, answers[len(clips) :]))
+
+    def caption_request(self, clip: Clip, purpose: str = "caption") -> ChatRequest:
+        """The generic description request of one clip: its video, :data:`CAPTION_PROMPT`,
+        and the clip's side-channel text labelled with its channel."""
+        text = CAPTION_PROMPT.format(start=render_time(clip.t_start), end=render_time(clip.t_end))
+        sampling = self.sampling(clip, purpose)
+        return user_request(join(text, side_text(clip.text)), sampling, self.video(clip))
+
+
+def clip_entries(clip: Clip, text: str, kind: str, **meta: Any) -> list[MemoryEntry]:
+    """One entry spanning the clip, or none for an empty reply (nothing to remember)."""
+    return [MemoryEntry(clip.t_start, clip.t_end, text, kind, meta)] if text else []
+
+
+def request_seed(seed: int, stream_id: str, clip_index: int, purpose: str) -> int:
+    """A 31-bit seed fixed by the run's seed, the stream, the clip and the request's purpose:
+    reproducible across runs and independent of how streams were batched."""
+    key = f"{seed}\x00{stream_id}\x00{clip_index}\x00{purpose}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def window_video(
+    info: StreamInfo, clips: Sequence[Clip], since: float = float("-inf")
+) -> VideoPart | None:
+    """The frames of ``clips`` at or after ``since`` as one video, or None when there are none."""
+    kept = [(c.frames[c.timestamps >= since], c.timestamps[c.timestamps >= since]) for c in clips]
+    kept = [(frames, times) for frames, times in kept if len(frames)]
+    if not kept:
+        return None
+    return VideoPart(
+        frames=np.concatenate([frames for frames, _ in kept]),
+        timestamps=np.concatenate([times for _, times in kept]),
+        source_fps=info.fps or info.sample_fps,
+    )
+
+
+def user_request(text: str, sampling: Sampling, video: VideoPart | None = None) -> ChatRequest:
+    """One user turn: the video first (when there is one), then the text."""
+    content = (TextPart(text),) if video is None else (video, TextPart(text))
+    return ChatRequest((Message("user", content),), sampling)
+
+
+def side_text(events: Sequence[TextEvent]) -> str:
+    """The side-channel lines of a clip, each prefixed by its channel (``[speech] Ann: hi``), as
+    :data:`SIDE_TEXT_PROMPT`; empty when there are none."""
+    lines = channel_lines(events)
+    return SIDE_TEXT_PROMPT.format(lines="\n".join(lines)) if lines else ""
+
+
+def channel_lines(events: Sequence[TextEvent], channels: Sequence[str] | None = None) -> list[str]:
+    """``[channel] text`` per event, keeping only ``channels`` (all when None)."""
+    return [
+        f"[{e.channel}] {e.text.strip()}"
+        for e in events
+        if (channels is None or e.channel in channels) and e.text.strip()
+    ]
+
+
+def join(*blocks: str) -> str:
+    """Non-empty prompt blocks separated by blank lines."""
+    return "\n\n".join(b for b in blocks if b)
+
+
+class Timed(NamedTuple):
+    """A text about the span ``[t_start, t_end]`` of a stream (a caption, a description)."""
+
+    t_start: float
+    t_end: float
+    text: str
+
+
+def timed_lines(items: Sequence[Timed]) -> str:
+    """``HH:MM:SS-HH:MM:SS text`` per non-empty item, as memory is rendered for readers."""
+    return "\n".join(
+        f"{render_time(a)}-{render_time(b)} {text}" for a, b, text in items if text
+    )
+
+
+_FENCE = re.compile(r"```[\w-]*\s*\n?(.*?)```", re.S)
+_JSON_START = re.compile(r"[\[{]")
+
+
+def json_tail(text: str) -> Any | None:
+    """The JSON object or array that ends ``text`` (or ends its last fenced code block), or
+    None. Prose before it is allowed, after it not: a reply must finish with its JSON."""
+    body = text.strip()
+    candidates = [body] + [block.strip() for block in reversed(_FENCE.findall(body))]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        # scanning from the right, the first start that decodes up to the very end is the
+        # value that ends the candidate (values nested in it end earlier)
+        for match in reversed(list(_JSON_START.finditer(candidate))):
+            try:
+                value, end = decoder.raw_decode(candidate, match.start())
+            except json.JSONDecodeError:
+                continue
+            if not candidate[end:].strip():
+                return value
+    return None
+
+
+def parse_description(answer: str) -> tuple[str, bool]:
+    """``(description, format_error)`` from a reply that should end with
+    ``{"description": "..."}``; on a format error the whole reply (stripped) stands in."""
+    value = json_tail(answer)
+    if isinstance(value, dict) and isinstance(value.get("description"), str):
+        description = value["description"].strip()
+        if description:
+            return description, False
+    return answer.strip(), True
+
+
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+
+
+def parse_list(answer: str, limit: int) -> tuple[list[str], bool]:
+    """``(items, format_error)``: the strings of a JSON list ending the reply, else its
+    lines with bullets or numbers removed (flagged), leaving out empty lines and headings that
+    end with a colon; at most ``limit`` items."""
+    value = json_tail(answer)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        items, error = [v.strip() for v in value], False
+    else:
+        items, error = [_BULLET.sub("", line).strip() for line in answer.splitlines()], True
+    return [item for item in items if item and not item.endswith(":")][:limit], error
