@@ -4,8 +4,9 @@ Feeding a strong VLM only the few most recent frames beats many published memory
 streaming benchmarks (SimpleStream), so a memory policy's gain is readable only next to this
 control. It is not memory-only (``memory_only = False``): the runner hands the kept frames to the
 reader (``Policy.recall``), the manifest records it, and the leaderboard lists it as a control.
-Use it with a reader whose backend takes video (e.g. ``--reader paper`` with a VLM); a text-only
-reader sees an empty memory and answers as the blind control does.
+Use it with a reader whose backend takes video (``--reader paper`` with a VLM). The ``cpu`` reader
+ignores frames and answers as the blind control does; the ``paper`` and ``retrieval`` readers on
+a text-only model fail those questions with a ``reader_error`` (the backend refuses video).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class RunSettings:
     """Throughput knobs; they change speed, never results."""
 
     batch_size: int = 8
-    streams_in_flight: int = 16  # twice batch_size: streams paused at questions leave batches full
+    streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:

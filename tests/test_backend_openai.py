@@ -87,7 +87,7 @@ def client(server: ChatServer, tmp_path, **settings) -> OpenAIBackend:
             backend="openai",
             model=MODEL,
             base_url=server.url,
-            cache_dir=str(tmp_path / "cache"),
+            response_cache_dir=str(tmp_path / "cache"),
             **settings,
         )
     )
@@ -215,7 +215,7 @@ def test_an_unreachable_server_is_named(tmp_path):
     url = f"http://127.0.0.1:{unused_port()}/v1"
     backend = OpenAIBackend(
         BackendSettings(backend="openai", model=MODEL, base_url=url, max_retries=1,
-                       cache_dir=str(tmp_path))
+                       response_cache_dir=str(tmp_path))
     )
     with pytest.raises(OpenAIBackendError, match=f"cannot reach .*{url} \\(after 1 retries\\)"):
         backend.generate([text_request("x")])
@@ -264,7 +264,7 @@ def test_failed_requests_are_not_cached(tmp_path):
 
 def test_api_key_comes_from_the_named_variable_and_loopback_needs_none(monkeypatch):
     monkeypatch.delenv("MY_KEY", raising=False)
-    hosted = dict(backend="openai", model="gpt", api_key_env="MY_KEY", cache_dir="unused")
+    hosted = dict(backend="openai", model="gpt", api_key_env="MY_KEY", response_cache_dir="unused")
     with pytest.raises(ValueError, match="needs an API key for https://api.example.com/v1: .*MY_"):
         OpenAIBackend(BackendSettings(**hosted, base_url="https://api.example.com/v1"))
     for url in ("http://127.0.0.1:9/v1", "http://localhost:9/v1", "http://[::1]:9/v1"):
@@ -347,7 +347,7 @@ def test_served_tiny_qwen3_vl_answers_as_the_transformers_backend(tiny_vl_model,
     with ChatServer(direct) as server:
         served = OpenAIBackend(
             BackendSettings(backend="openai", model=str(tiny_vl_model), base_url=server.url,
-                           cache_dir=str(tmp_path))
+                           response_cache_dir=str(tmp_path))
         )
         assert served.generate(requests) == expected
     assert len({g.text for g in expected}) == len(requests)
@@ -376,7 +376,7 @@ def test_a_mini_run_through_the_server_matches_the_transformers_run(
     assert main([*common, "--out", str(tmp_path / "direct"), "--set", "device=cpu"]) == 0
     with ChatServer(get_backend(settings)) as server:
         served = ["--set", "backend=openai", "--set", f"base_url={server.url}",
-                  "--set", f"cache_dir={tmp_path / 'cache'}"]
+                  "--set", f"response_cache_dir={tmp_path / 'cache'}"]
         assert main([*common, "--out", str(tmp_path / "served"), *served]) == 0
 
     def outputs(run: str, policy: str) -> tuple[pl.DataFrame, list[str]]:

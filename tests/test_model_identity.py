@@ -38,3 +38,16 @@ def test_hub_name_records_the_cached_snapshot_commit(tmp_path: Path, monkeypatch
 def test_served_models_are_named_only() -> None:
     record = model_identity(BackendSettings(backend="openai", model="gpt-4o-2024-11-20"))
     assert record == {"backend": "openai", "model": "gpt-4o-2024-11-20"}
+
+
+def test_a_lora_folder_is_pinned_too(tmp_path: Path) -> None:
+    model, lora = tmp_path / "model", tmp_path / "lora"
+    model.mkdir(), lora.mkdir()
+    (model / "config.json").write_text("{}")
+    (lora / "adapter_config.json").write_text('{"r": 8}')
+    (lora / "adapter_model.safetensors").write_bytes(b"x" * 4)
+    settings = BackendSettings(backend="vllm", model=str(model), lora_path=str(lora))
+    first = model_identity(settings)["lora"]
+    assert first["weights"] == {"adapter_model.safetensors": 4}
+    (lora / "adapter_config.json").write_text('{"r": 16}')
+    assert model_identity(settings)["lora"]["files"] != first["files"]

@@ -157,7 +157,7 @@ class BackendSettings:
     concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 5
-    cache_dir: str | None = None
+    response_cache_dir: str | None = None
     frame_codec: Literal["png", "jpeg"] = "png"
     # lm-eval bridge: an lm-eval model name and its model_args (``pretrained=`` gets ``model``)
     lm_eval_model: str = "hf"

@@ -40,7 +40,9 @@ from transformers import (
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
-from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+)
 from transformers.video_utils import VideoMetadata
 
 from taskmem_bench.backends.base import (
@@ -54,22 +56,10 @@ from taskmem_bench.backends.base import (
     TextPart,
     VideoPart,
 )
+from taskmem_bench.backends.identity import DEFINITION_FILES
 
 # Files that identify a checkpoint's behaviour short of its weights (hashing those would take
 # minutes for a large model; the Hub revision, where there is one, pins them).
-IDENTITY_FILES = (
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-    "processor_config.json",
-    "preprocessor_config.json",
-    "video_preprocessor_config.json",
-)
 
 
 class TransformersBackend(Backend):
@@ -370,7 +360,7 @@ def _local_folder(source: str) -> Path:
 
 def _files_hash(folder: Path) -> str:
     digest = hashlib.sha256()
-    for name in IDENTITY_FILES:
+    for name in DEFINITION_FILES:
         path = folder / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")

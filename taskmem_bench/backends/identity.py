@@ -2,7 +2,8 @@
 
 A model name alone does not pin a model: a local folder can be rebuilt and a hub name moves.
 The plan therefore records, for a local folder, the sha256 of its small definition files (config,
-tokenizer, chat template, processor configs) and the names and sizes of its weight files; for a
+tokenizer, chat template, processor configs) and the names and sizes of its weight files (the
+same for a LoRA folder); for a
 hub name found in the local Hugging Face cache, the cached snapshot's commit. Hashing the weights
 themselves would read tens of gigabytes before every run, so sizes stand in for them.
 """
@@ -15,16 +16,19 @@ from typing import Any
 
 from taskmem_bench.backends.base import BackendSettings
 
-_DEFINITION_FILES = (
+DEFINITION_FILES = (
     "config.json",
     "generation_config.json",
     "tokenizer.json",
     "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
     "chat_template.jinja",
     "chat_template.json",
+    "processor_config.json",
     "preprocessor_config.json",
     "video_preprocessor_config.json",
-    "processor_config.json",
+    "adapter_config.json",  # a LoRA folder
 )
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -36,19 +40,25 @@ def model_identity(settings: BackendSettings) -> dict[str, Any]:
         return record  # a served model is named by the server; nothing local to hash
     path = Path(settings.model).expanduser()
     if path.is_dir():
-        record["files"] = {
-            name: hashlib.sha256((path / name).read_bytes()).hexdigest()
-            for name in _DEFINITION_FILES
-            if (path / name).is_file()
-        }
-        record["weights"] = {
-            p.name: p.stat().st_size
-            for p in sorted(path.iterdir())
-            if p.suffix in _WEIGHT_SUFFIXES
-        }
+        record |= _folder(path)
     else:
         record["hub_revision"] = _cached_hub_revision(settings.model)
+    if settings.lora_path and Path(settings.lora_path).expanduser().is_dir():
+        record["lora"] = _folder(Path(settings.lora_path).expanduser())
     return record
+
+
+def _folder(path: Path) -> dict[str, Any]:
+    return {
+        "files": {
+            name: hashlib.sha256((path / name).read_bytes()).hexdigest()
+            for name in DEFINITION_FILES
+            if (path / name).is_file()
+        },
+        "weights": {
+            p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.suffix in _WEIGHT_SUFFIXES
+        },
+    }
 
 
 def _cached_hub_revision(repo_id: str) -> str | None:

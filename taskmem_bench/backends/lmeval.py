@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,9 @@ class LMEvalBackend(Backend):
         prompts = [self.prompt(k, r) for k, r in enumerate(requests)]
         groups: dict[Sampling, list[int]] = {}
         for k, request in enumerate(requests):
-            groups.setdefault(request.sampling, []).append(k)
+            # greedy decoding ignores the seed: group all greedy requests into one batch
+            key = replace(request.sampling, seed=0) if request.sampling.greedy else request.sampling
+            groups.setdefault(key, []).append(k)
         texts: list[str] = [""] * len(requests)
         for sampling, indices in groups.items():
             kwargs = self.gen_kwargs(sampling)

@@ -19,7 +19,7 @@ on disk by the sha256 of the full request body (model name, messages with the me
 sampling, vLLM extensions), so a rerun or a resumed run costs no requests. The server's address
 is not part of the key: a restarted server on another port still hits the cache, and a
 different model served under the same name would be answered from it, so name models
-uniquely. The cache lives in ``cache_dir``, else ``$TASKMEM_BENCH_CACHE/openai``, else
+uniquely. The cache lives in ``response_cache_dir``, else ``$TASKMEM_BENCH_CACHE/openai``, else
 ``$XDG_CACHE_HOME/taskmem-bench/openai`` (``~/.cache/taskmem-bench/openai``).
 """
 
@@ -31,14 +31,18 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import openai
 
-from taskmem_bench.backends.base import Backend, BackendSettings, ChatRequest, Generation
+from taskmem_bench.backends.base import (
+    Backend,
+    BackendSettings,
+    ChatRequest,
+    Generation,
+)
 from taskmem_bench.backends.wire import (
     EXTENSION_KEYS,
     decode_completion,
@@ -68,7 +72,7 @@ class OpenAIBackend(Backend):
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
         )
-        self.cache = ResponseCache(cache_root(settings.cache_dir))
+        self.cache = ResponseCache(cache_root(settings.response_cache_dir))
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="openai")
 
     def describe(self) -> dict[str, Any]:

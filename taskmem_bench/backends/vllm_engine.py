@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-
 from pathlib import Path
 from typing import Any, ClassVar
 
