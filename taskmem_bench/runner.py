@@ -404,14 +404,15 @@ class StreamingRunner:
         return summary
 
     def _memory_size(self, finished: dict[int, bool]) -> dict[str, float | None]:
-        """Memory written per hour of video, over streams that finished."""
+        """Memory written per hour of video (media time, not timeline span), over streams that
+        finished."""
         tokens = chars = 0
         seconds = 0.0
         for index in finished:
             log = self.run_dir.memory_log(index)
             tokens += sum(count_tokens(s.entry.text) for s in log)
             chars += sum(len(s.entry.text) for s in log)
-            seconds += self.episodes[index].stream.duration or _last_written(log)
+            seconds += self.episodes[index].stream.media_seconds or _last_written(log)
         hours = seconds / 3600
         return {
             "tokens_total": tokens,

@@ -133,6 +133,14 @@ class Stream:
     fps: float | None = None
     duration: float | None = None
 
+    @property
+    def media_seconds(self) -> float | None:
+        """Seconds of video in the stream: the segments' durations summed when all are known
+        (EgoLife's week-long timeline holds far less video than its span), else ``duration``."""
+        if self.segments and all(s.duration is not None for s in self.segments):
+            return sum(s.duration for s in self.segments)
+        return self.duration
+
 
 @dataclass(frozen=True)
 class Episode:

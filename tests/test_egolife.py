@@ -422,3 +422,15 @@ def test_score_rows_reproduces_hand_computed_scores() -> None:
     assert {k: v["n"] for k, v in by_delay.items()} == {
         "same_day": 2, "1_day": 1, "2+_days": 1, "after_query": 1}
     assert by_delay["same_day"]["correct"] == 1 and by_delay["same_day"]["failed"] == 1
+
+
+def test_video_hours_count_media_not_the_week_long_timeline(
+    release: DatasetRelease, tmp_path: Path
+) -> None:
+    """Memory per video-hour divides by the clips' durations, not by the timeline's span
+    (which includes nights and every gap between recordings)."""
+    outcome = run_plan(make_plan(SpyPolicy, SpyReader), release, tmp_path)
+    media = sum(s.duration for e in release.episodes for s in e.stream.segments)
+    span = sum(e.stream.duration for e in release.episodes)
+    assert media < span / 100
+    assert outcome.summary["memory"]["video_hours"] == round(media / 3600, 4)
