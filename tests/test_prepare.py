@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import taskmem_bench.datasets as datasets
 from taskmem_bench.cli import main
 from taskmem_bench.datasets.files import FileIndex, fingerprint, sha256_file
 from taskmem_bench.datasets.prepare import MediaIndex, manifest_path, prepare
@@ -23,7 +22,6 @@ from taskmem_bench.testing.videos import write_video
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKMEM_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(datasets._ADAPTERS, "videomme", "taskmem_bench.datasets.videomme:VideoMME")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import taskmem_bench.datasets as datasets
 from taskmem_bench.cli import main
 from taskmem_bench.datasets.videomme import Config, VideoMME, VideoMMEError
 from taskmem_bench.export_videomme import results_json
@@ -22,7 +21,6 @@ from taskmem_bench.testing.releases import videomme as fixture
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKMEM_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(datasets._ADAPTERS, "videomme", "taskmem_bench.datasets.videomme:VideoMME")
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from taskmem_bench.backends.wire import (
     decode_completion,
     encode_request,
 )
+from taskmem_bench.cachedir import cache_home
 from taskmem_bench.results import write_atomic
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -137,10 +138,7 @@ def request_key(body: Mapping[str, Any]) -> str:
 def cache_root(cache_dir: str | None) -> Path:
     if cache_dir:
         return Path(cache_dir).expanduser()
-    base = os.environ.get("TASKMEM_BENCH_CACHE") or (
-        Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "taskmem-bench"
-    )
-    return Path(base).expanduser() / "openai"
+    return cache_home() / "openai"
 
 
 class ResponseCache:

@@ -40,6 +40,7 @@ from typing import Any
 import av
 
 import taskmem_bench
+from taskmem_bench.cachedir import cache_home
 from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, SkippedItem
 from taskmem_bench.datasets.files import fingerprint, relative_key
 from taskmem_bench.media import MediaError, probe_duration, probe_fps
@@ -47,21 +48,15 @@ from taskmem_bench.results import write_json
 from taskmem_bench.taskconfig import ConfigError, validate
 
 MANIFEST_SCHEMA = 1
-DEFAULT_CACHE = "~/.cache/taskmem-bench"
 # How far before the declared end the end-of-file decode check seeks: far enough back to land
 # on a keyframe's group that still has frames, close enough to catch a cut-off download.
 _END_CHECK_SECONDS = 2.0
 
 
-def cache_base() -> Path:
-    """``$TASKMEM_BENCH_CACHE`` or ``~/.cache/taskmem-bench``."""
-    return Path(os.environ.get("TASKMEM_BENCH_CACHE") or DEFAULT_CACHE).expanduser()
-
-
 def manifest_path(dataset: str, root: Path | str) -> Path:
     """Where the prepared manifest of ``dataset`` at ``root`` lives (one per resolved root)."""
     key = hashlib.sha256(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:16]
-    return cache_base() / "prepared" / f"{dataset}-{key}.json"
+    return cache_home() / "prepared" / f"{dataset}-{key}.json"
 
 
 def release_root(config: Any, dataset: str) -> Path:

@@ -20,19 +20,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskmem_bench.cachedir import cache_home
 from taskmem_bench.datasets.mini.encode import write_mp4, write_srt
 from taskmem_bench.datasets.mini.render import Renderer
 from taskmem_bench.datasets.mini.world import World
 
 GENERATOR_VERSION = "mini-v1"
 """Bump whenever rendering or encoding changes the bytes of the media."""
-DEFAULT_CACHE = "~/.cache/taskmem-bench"
 
 
 def cache_root(cache_dir: str | None) -> Path:
-    """``<cache_dir or $TASKMEM_BENCH_CACHE or ~/.cache/taskmem-bench>/mini``."""
-    base = cache_dir or os.environ.get("TASKMEM_BENCH_CACHE") or DEFAULT_CACHE
-    return Path(base).expanduser() / "mini"
+    """``<cache_dir or the cache home (cachedir.cache_home)>/mini``."""
+    return (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mini"
 
 
 @dataclass(frozen=True)
