@@ -159,6 +159,12 @@ class RunDir:
         write_json(self.manifest_path, previous)
         return self.finished_streams()
 
+    def record(self, key: str, value: Any) -> None:
+        """Add what is only known once the run has started (e.g. the loaded models) to the
+        manifest; the plan hash is unaffected."""
+        manifest = json.loads(self.manifest_path.read_text())
+        write_json(self.manifest_path, manifest | {key: value})
+
     def finished_streams(self) -> dict[int, bool]:
         finished: dict[int, bool] = {}
         for part in self.parts.glob("*.parquet") if self.parts.exists() else ():

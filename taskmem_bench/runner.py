@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from taskmem_bench.backends.base import VideoPart
+from taskmem_bench.backends import loaded_backend
+from taskmem_bench.backends.base import BackendSettings, VideoPart
 from taskmem_bench.datasets import DatasetRelease
 from taskmem_bench.media import iter_clips
 from taskmem_bench.memory import MemoryStore, StoredEntry, count_tokens
@@ -178,12 +179,26 @@ class StreamingRunner:
                 self._finish(stream)
                 active.remove(stream)
         summary = self._summarize(time.perf_counter() - started)
+        self._record_backends()
         failed = tuple(
             self.episodes[i].stream.id
             for i, was_failed in sorted(self.run_dir.finished_streams().items())
             if was_failed
         )
         return RunOutcome(self.run_dir.path, summary, failed, resumed_streams=len(kept))
+
+    def _record_backends(self) -> None:
+        """What each loaded backend reports about its model (resolved dtype and device, file
+        hashes, adapters), as loaded by this invocation; policies that never loaded a model
+        record nothing."""
+        configs = {"policy": self.plan.policy_config, "reader": self.plan.reader_config}
+        loaded = {
+            role: backend.describe()
+            for role, config in configs.items()
+            if isinstance(config, BackendSettings) and (backend := loaded_backend(config))
+        }
+        if loaded:
+            self.run_dir.record("backends", loaded)
 
     # -- one round: advance every stream to its next clip, answer what is due, observe a batch
 

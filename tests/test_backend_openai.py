@@ -386,6 +386,10 @@ def test_a_mini_run_through_the_server_matches_the_transformers_run(
         return rows, memory
 
     for policy in policies:
+        manifest = json.loads((tmp_path / "direct" / "mini" / policy / "manifest.json").read_text())
+        assert manifest["backends"]["policy"] == manifest["backends"]["reader"]  # one copy
+        assert manifest["backends"]["policy"]["backend"] == "transformers"
+        assert manifest["backends"]["policy"]["files_sha256"]
         rows, memory = outputs("direct", policy)
         assert rows.height and rows["raw_output"].null_count() == 0 and all(memory)
         assert rows["failure"].null_count() == rows.height

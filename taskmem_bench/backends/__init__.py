@@ -38,6 +38,7 @@ __all__ = [
     "VideoPart",
     "available_backends",
     "get_backend",
+    "loaded_backend",
     "load_backend",
     "split_thinking",
 ]
@@ -62,3 +63,9 @@ def get_backend(settings: BackendSettings) -> Backend:
         if key not in _LOADED:
             _LOADED[key] = load_backend(key.backend)(key)
         return _LOADED[key]
+
+
+def loaded_backend(settings: BackendSettings) -> Backend | None:
+    """The backend already loaded for these settings, if any; never loads one."""
+    with _LOCK:
+        return _LOADED.get(settings.backend_settings())
