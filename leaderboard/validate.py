@@ -16,8 +16,11 @@ first and per-row work last,
 4. ``results.summarize`` over the rows gives the summary's numbers (Acc/Cov/Prec, their
    intervals, counts, per-category scores, failures), the memory totals match the log, and
    the video hours are the dataset's (or at least the streams' last ask times without a plan);
-5. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` gives the
-   row's parsed answer and verdict (failed rows have no output and count as wrong);
+5. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` (open
+   answers: ``judge_open`` over the judge's recorded reply, parsed again) gives the row's parsed
+   answer and verdict (failed rows have no output and count as wrong), and the task's scoring
+   variants give the row's ``variants``; tasks with an oracle-localised memory view
+   (``egolife_paper``) are not ranked;
 6. every row's memory snapshot is the prefix of its stream's memory log written by the ask
    time, with the stated digest, token and character counts;
 7. where the reader is registered, deterministic and the installed version and prompt, re-running
@@ -55,8 +58,11 @@ from taskmem_bench.provenance import MANIFEST_VERSION
 from taskmem_bench.readers import load_reader
 from taskmem_bench.results import summarize
 from taskmem_bench.schema import ANSWER_LABELS
+from taskmem_bench.scoring.anls import ABSTAIN_TEXT
+from taskmem_bench.scoring.judge import Judgment, parse_judgment
 from taskmem_bench.scoring.metrics import Scores, score_rows
-from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.scoring.variants import VERDICT_BY, DatasetScoring, get_scoring
+from taskmem_bench.scoring.verdict import judge_choice, judge_open
 from taskmem_bench.taskconfig import (
     ConfigError,
     TaskConfig,
@@ -78,7 +84,8 @@ through the dataset revision instead, so that cache location is free) and the de
 
 REQUIRED_ROW_FIELDS = (
     "stream_id", "question_id", "category", "question", "options", "answer_format", "ask_time", "memory_entries",
-    "memory_tokens", "memory_chars", "gold", "correct", "abstained", "parse_failed", "tags",
+    "memory_shown", "memory_tokens", "memory_chars", "gold", "correct", "abstained", "parse_failed",
+    "verdict_by", "tags",
 )
 """Row fields every row has, answered or failed (the rest may be null, e.g. on failed rows)."""
 
@@ -224,8 +231,9 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
     plan = planned_streams(manifest)
     check_streams(bundle, manifest, plan)
     scores, hours = check_summary(bundle, manifest, plan)
+    scoring = get_scoring(shipped.scoring)
     for row in bundle.rows.iter_rows(named=True):
-        _rescore(row)
+        _rescore(row, scoring)
     snapshots = check_memory(bundle.rows, bundle.memory)
     if reader is not None:
         check_outputs(reader, manifest.reader.name, bundle.rows, snapshots)
@@ -250,6 +258,9 @@ def check_known(m: ManifestView) -> TaskConfig:
         raise Rejected(f"task {show(m.task.name)} is not a task of this package version; "
                        f"known: {', '.join(available_tasks())}")
     shipped = load_task(m.task.name)
+    if shipped.memory_view != "full":
+        raise Rejected(f"task {m.task.name} shows the reader oracle-localised memory (memory view "
+                       f"{shipped.memory_view}); the leaderboard ranks causal runs only")
     if config_hash(m.task.config) != m.task.hash:
         raise Rejected("manifest task hash does not match its task config")
     differences = _differences(shipped.to_dict(), m.task.config)
@@ -283,6 +294,10 @@ def _check_dataset(m: ManifestView, shipped: TaskConfig) -> None:
                        f"{shipped.dataset} is synthetic={adapter.synthetic}")
     if m.policy.privileged and not adapter.synthetic:
         raise Rejected("a privileged policy ran on real data")
+    if not adapter.synthetic:
+        raise Rejected(f"runs on {shipped.dataset} cannot be verified here: the leaderboard "
+                       "holds no copy of that release to check the run's questions against, "
+                       "so it ranks the synthetic benchmarks only")
     try:
         ours = adapter.revision(validate(adapter.Config, shipped.dataset_args, "dataset"))
         theirs = adapter.revision(validate(adapter.Config, m.dataset.config, "dataset"))
@@ -350,32 +365,61 @@ def check_rows(rows: pl.DataFrame, m: ManifestView) -> None:
     delay = rows["evidence_delay"].drop_nulls()
     if not (delay.is_finite().all() and (delay >= 0).all()):
         raise Rejected("rows.parquet has evidence delays that are negative or not finite")
+    if (rows["memory_shown"] != rows["memory_entries"]).any():
+        raise Rejected("rows.parquet has questions whose reader was shown only part of the "
+                       "memory snapshot (an oracle-localised view); ranked runs show all of it")
 
 
-def _rescore(row: Mapping[str, Any]) -> None:
-    """The row's verdict is what the package's scorer gives for its raw output."""
+def _rescore(row: Mapping[str, Any], scoring: DatasetScoring) -> None:
+    """The row's verdict and scoring variants are what the package's scorers give for its raw
+    output (and, for an open answer, for the judge's recorded reply)."""
     qid = show(row["question_id"])
-    if row["answer_format"] != "multiple_choice":
+    if row["answer_format"] == "open":
+        options: list[str] | None = []
+        if row["options"] != "[]":
+            raise Rejected(f"question {qid}: an open question has options")
+    elif row["answer_format"] == "multiple_choice":
+        options = _options(row["options"])
+        if options is None:
+            raise Rejected(f"question {qid}: options are not a JSON list of 2 to "
+                           f"{len(ANSWER_LABELS) - 1} strings")
+        if row["gold"] not in ANSWER_LABELS[: len(options)]:
+            raise Rejected(f"question {qid}: gold {show(row['gold'])} is not an option label")
+    else:
         raise Rejected(f"question {qid}: answer format {show(row['answer_format'])} cannot be "
                        "re-scored by this package version")
-    options = _options(row["options"])
-    if options is None:
-        raise Rejected(f"question {qid}: options are not a JSON list of 2 to "
-                       f"{len(ANSWER_LABELS) - 1} strings")
-    if row["gold"] not in ANSWER_LABELS[: len(options)]:
-        raise Rejected(f"question {qid}: gold {show(row['gold'])} is not an option label")
+    if row["verdict_by"] != VERDICT_BY[row["answer_format"]]:
+        raise Rejected(f"question {qid}: verdict_by {show(row['verdict_by'])} is not "
+                       f"{VERDICT_BY[row['answer_format']]}")
     if row["failure"] is not None:
         if row["raw_output"] is not None or row["correct"]:
             raise Rejected(f"question {qid} failed but has a reader output or counts as correct")
         return
     if row["raw_output"] is None:
         raise Rejected(f"question {qid} has neither a reader output nor a failure reason")
-    verdict = judge_choice(row["raw_output"], options, row["gold"])
+    if row["answer_format"] == "open":
+        verdict = judge_open(row["raw_output"], ABSTAIN_TEXT, _judgment(row))
+    else:
+        verdict = judge_choice(row["raw_output"], options, row["gold"])
     for field in ("parsed", "correct", "abstained", "parse_failed"):
         ours = getattr(verdict, field)
         if row[field] != ours:
             raise Rejected(f"question {qid}: the row says {field} = {show(row[field])}, "
                            f"re-scoring its raw output gives {ours!r}")
+    ours = scoring.values(row["raw_output"], options, row["gold"])
+    if row["variants"] != ours:
+        raise Rejected(f"question {qid}: the row's scoring variants {show(row['variants'])} are "
+                       f"not what re-scoring its raw output gives ({ours})")
+
+
+def _judgment(row: Mapping[str, Any]) -> Judgment | None:
+    """The judgment an open row records: its judge reply parsed again, or the failed call."""
+    if row["judge_output"] is None:
+        return Judgment("judge_error", None, None, None) if row["extraction"] == "judge_error" else None
+    parsed = parse_judgment(row["judge_output"])
+    if parsed is None:
+        return Judgment("unparseable", None, None, row["judge_output"])
+    return Judgment("judged", parsed[0], parsed[1], row["judge_output"])  # type: ignore[arg-type]
 
 
 def _options(text: str | None) -> list[str] | None:
@@ -465,7 +509,7 @@ def check_summary(
         if summary.get(key) != value:
             raise Rejected(f"summary.json {key} is not the manifest's")
     try:
-        expected = summarize(bundle.rows, {})
+        expected = summarize(bundle.rows, {}, scoring=str(m.task.config.get("scoring")))
     except ValueError as exc:  # contradictory flags: score() names them
         raise Rejected(f"rows cannot be scored: {exc}") from None
     problem = _mismatch(summary, expected, "")

@@ -76,9 +76,15 @@ class StoredEntry:
         return cls(written_at=record["written_at"], clip_index=record["clip_index"], entry=entry)
 
 
-def render_time(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+DAY_SECONDS = 86400
+
+
+def render_time(seconds: float, *, with_day: bool | None = None) -> str:
+    """``HH:MM:SS`` on the stream timeline; past 24 h (or with ``with_day``) ``DAY<d> HH:MM:SS``
+    with day 1 starting at 0 s, as EgoLife names its days, rather than hours running past 24."""
+    day, rest = divmod(int(seconds), DAY_SECONDS)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"DAY{day + 1} {clock}" if (day > 0 if with_day is None else with_day) else clock
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,17 @@ class MemorySnapshot:
     entries: tuple[MemoryEntry, ...]
 
     def render(self) -> str:
-        """The paper's rendering: ``HH:MM:SS-HH:MM:SS`` then the text, one block per entry."""
+        """The paper's rendering: ``HH:MM:SS-HH:MM:SS`` then the text, one block per entry
+        (every time with its day once the snapshot is past the first day)."""
         return "\n\n".join(
-            f"{render_time(e.t_start)}-{render_time(e.t_end)}\n{e.text}"
+            f"{self.render_time(e.t_start)}-{self.render_time(e.t_end)}\n{e.text}"
             for e in sorted(self.entries, key=lambda e: (e.t_start, e.t_end))
         )
+
+    def render_time(self, seconds: float) -> str:
+        """A time as this snapshot shows it: with the day on all times of a stream that has run
+        past its first day, so that day-1 and day-2 entries read alike."""
+        return render_time(seconds, with_day=self.t >= DAY_SECONDS)
 
     @property
     def n_chars(self) -> int:

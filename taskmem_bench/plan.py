@@ -15,9 +15,12 @@ import taskmem_bench
 from taskmem_bench.backends.base import BackendSettings
 from taskmem_bench.backends.identity import model_identity
 from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
+from taskmem_bench.datasets.egolife_window import AROUND_EVIDENCE, BEFORE_QUERY
 from taskmem_bench.policy import Policy, load_policy
 from taskmem_bench.readers import Reader, load_reader
 from taskmem_bench.schema import MemoryBudget
+from taskmem_bench.scoring.judge import JudgeConfig, LLMJudge
+from taskmem_bench.scoring.variants import get_scoring
 from taskmem_bench.taskconfig import (
     ConfigError,
     Overridable,
@@ -45,12 +48,17 @@ class RunPlan:
     seed: int = 0
     limit: int | None = None
     settings: RunSettings = RunSettings()
+    judge_config: JudgeConfig | None = None
+    """The LLM judge of open answers; set when the task's scoring is judged."""
 
     def make_policy(self) -> Policy:
         return self.policy_cls(self.policy_config, seed=self.seed)
 
     def make_reader(self) -> Reader:
         return self.reader_cls(self.reader_config, seed=self.seed)
+
+    def make_judge(self) -> LLMJudge | None:
+        return None if self.judge_config is None else LLMJudge(self.judge_config, seed=self.seed)
 
     def check_release(self, release: DatasetRelease) -> None:
         if self.policy_cls.privileged and not release.synthetic:
@@ -92,13 +100,22 @@ class RunPlan:
                 "config": _as_dict(self.reader_config),
                 **_model(self.reader_config),
             },
-            "judge": None,
+            "judge": judge.describe() if (judge := self.make_judge()) else None,
+            "memory_view": _memory_view(self.task.memory_view),
             "seed": self.seed,
             "limit": self.limit,
             "side_channels": _as_dict(self.task.side_channels),
             "memory_budget": _as_dict(self.task.memory),
             "run": _as_dict(self.settings),
         }
+
+
+def _memory_view(kind: str) -> dict[str, Any]:
+    """What the reader is shown of each snapshot; the window sizes when it is not all."""
+    if kind == "paper_window":
+        return {"kind": kind, "oracle_localised": True,
+                "before_query_s": BEFORE_QUERY, "around_evidence_s": AROUND_EVIDENCE}
+    return {"kind": kind, "oracle_localised": False}
 
 
 def _model(config: Any) -> dict[str, Any]:
@@ -125,6 +142,7 @@ def overridable_sections(
 ) -> list[Overridable]:
     """The settings sections ``--set`` can reach for this task, policy and reader choice."""
     reader_cls = load_reader(reader or task.reader)
+    judge = [Overridable("judge", JudgeConfig, {})] if get_scoring(task.scoring).judged else []
     return [
         Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
         Overridable("stream", StreamSettings, _as_dict(task.stream)),
@@ -133,6 +151,7 @@ def overridable_sections(
         Overridable("policy", policy_cls.Config, {}),
         Overridable("reader", reader_cls.Config, dict(task.reader_args) if reader is None else {}),
         Overridable("run", RunSettings, {}),
+        *judge,
     ]
 
 
@@ -163,6 +182,13 @@ def build_plan(
     check_side_channels(task)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
+    judge_config = resolved.get("judge")
+    if judge_config is not None and judge_config.model is None:
+        raise ConfigError(
+            f"task {task.name} has open answers, scored by an LLM judge: name its model with "
+            "--set judge.model=PATH_OR_NAME (with --set judge.backend=openai --set "
+            "judge.base_url=URL for a served model); a bare --set model=... reaches it too"
+        )
     return RunPlan(
         task=task,
         adapter=load_adapter(task.dataset),
@@ -176,4 +202,5 @@ def build_plan(
         seed=seed,
         limit=limit,
         settings=resolved["run"],
+        judge_config=judge_config,
     )

@@ -27,6 +27,7 @@ import polars as pl
 from taskmem_bench.memory import StoredEntry
 from taskmem_bench.provenance import RECORD_KEYS, UNHASHED_PLAN_KEYS, hashed_plan
 from taskmem_bench.scoring.metrics import score_by, score_rows
+from taskmem_bench.scoring.variants import scoring_summary
 
 ROW_SCHEMA: dict[str, Any] = {
     "task": pl.String,
@@ -41,6 +42,7 @@ ROW_SCHEMA: dict[str, Any] = {
     "ask_time": pl.Float64,
     "evidence_delay": pl.Float64,
     "memory_entries": pl.Int64,
+    "memory_shown": pl.Int64,
     "memory_tokens": pl.Int64,
     "memory_chars": pl.Int64,
     "memory_digest": pl.String,
@@ -52,6 +54,10 @@ ROW_SCHEMA: dict[str, Any] = {
     "correct": pl.Boolean,
     "abstained": pl.Boolean,
     "parse_failed": pl.Boolean,
+    "verdict_by": pl.String,
+    "variants": pl.String,
+    "judge_output": pl.String,
+    "judge_score": pl.Int64,
     "failure": pl.String,
     "error": pl.String,
     "tags": pl.String,
@@ -76,6 +82,9 @@ class QuestionRow:
     ask_time: float
     evidence_delay: float | None
     memory_entries: int
+    memory_shown: int
+    """Entries the reader was shown: all ``memory_entries``, except under an oracle-localised
+    memory view (``egolife_paper``), which shows the entries near the query and evidence."""
     memory_tokens: int
     memory_chars: int
     memory_digest: str | None
@@ -87,6 +96,14 @@ class QuestionRow:
     correct: bool
     abstained: bool
     parse_failed: bool
+    verdict_by: str
+    """What decided ``correct``/``abstained``: ``robust`` (the final-answer parser) or
+    ``llm_judge`` (open answers; ``judge_output`` and ``judge_score`` hold its reply)."""
+    variants: str | None
+    """JSON: the question's value under each of the task's scoring variants
+    (scoring/variants.py), e.g. ``{"videomme_official": "B"}``."""
+    judge_output: str | None
+    judge_score: int | None
     failure: str | None
     error: str | None
     tags: str
@@ -221,8 +238,9 @@ def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "differs in " + ", ".join(changed) if changed else "differs"
 
 
-def summarize(rows: pl.DataFrame, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Scores over all rows and per category, failure counts, and ``extra`` (identity, timing)."""
+def summarize(rows: pl.DataFrame, extra: Mapping[str, Any], scoring: str = "paper") -> dict[str, Any]:
+    """Scores over all rows and per category, the task's ``scoring`` variants, failure counts,
+    and ``extra`` (identity, timing)."""
     overall = score_rows(rows)
     failures = (
         rows.filter(pl.col("failure").is_not_null())
@@ -234,6 +252,7 @@ def summarize(rows: pl.DataFrame, extra: Mapping[str, Any]) -> dict[str, Any]:
         **extra,
         **overall.to_dict(),
         "by_category": {k: v.to_dict() for k, v in sorted(score_by(rows, "category").items())},
+        "scoring": scoring_summary(scoring, rows),
         "failures": dict(zip(failures["failure"].to_list(), failures["len"].to_list())),
     }
 

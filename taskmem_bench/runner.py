@@ -12,6 +12,7 @@ failure is recorded with its traceback and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import traceback
@@ -26,14 +27,17 @@ import numpy as np
 from taskmem_bench.backends import loaded_backend
 from taskmem_bench.backends.base import BackendSettings, VideoPart
 from taskmem_bench.datasets import DatasetRelease
+from taskmem_bench.datasets.egolife_window import paper_window
 from taskmem_bench.media import iter_clips
-from taskmem_bench.memory import MemoryStore, StoredEntry, count_tokens
+from taskmem_bench.memory import MemorySnapshot, MemoryStore, StoredEntry, count_tokens
 from taskmem_bench.plan import RunPlan
 from taskmem_bench.policy import Policy
 from taskmem_bench.readers import Reader, ReaderInput, ReaderOutput
 from taskmem_bench.results import QuestionRow, RunDir, summarize, write_json, write_parquet
 from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
-from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.scoring.judge import JudgeItem, Judgment, LLMJudge
+from taskmem_bench.scoring.variants import VERDICT_BY, get_scoring
+from taskmem_bench.scoring.verdict import judge_choice, judge_open, open_reply
 from taskmem_bench.taskconfig import ConfigError
 
 
@@ -104,6 +108,7 @@ class Timing:
     decode_s: float = 0.0
     observe_s: float = 0.0
     read_s: float = 0.0
+    judge_s: float = 0.0
 
     def as_dict(self, wall_s: float) -> dict[str, float | None]:
         """Counts and seconds; ``realtime_factor`` is seconds of video memorized per second the
@@ -117,6 +122,7 @@ class Timing:
             "decode_s": round(self.decode_s, 3),
             "observe_s": round(self.observe_s, 3),
             "read_s": round(self.read_s, 3),
+            "judge_s": round(self.judge_s, 3),
             "wall_s": round(wall_s, 3),
         }
 
@@ -140,17 +146,20 @@ class StreamingRunner:
         *,
         policy: Policy | None = None,
         reader: Reader | None = None,
+        judge: LLMJudge | None = None,
         on_stream_done: Callable[[str], None] = lambda stream_id: None,
     ) -> None:
         plan.check_release(release)
+        self.judge = judge or plan.make_judge()
         open_ended = [
             q.id for e in release.episodes for q in e.stream.questions
-            if q.scoring.kind != "multiple_choice"
+            if q.scoring.kind == "open"
         ]
-        if open_ended:
+        if open_ended and self.judge is None:
             raise ConfigError(
-                f"{len(open_ended)} open-answer questions (e.g. {open_ended[0]}) need a judge; "
-                "only multiple-choice scoring is available so far"
+                f"{len(open_ended)} open-answer questions (e.g. {open_ended[0]}) need an LLM "
+                f"judge, and task {plan.task.name}'s scoring '{plan.task.scoring}' has none; "
+                "use a task whose scoring judges open answers (egotempo)"
             )
         self.plan = plan
         self.release = release
@@ -158,6 +167,7 @@ class StreamingRunner:
         self.run_dir = RunDir(run_dir)
         self.policy = policy or plan.make_policy()
         self.reader = reader or plan.make_reader()
+        self.scoring = get_scoring(plan.task.scoring)
         self.on_stream_done = on_stream_done
         self.timing = Timing()
         self.rounds = 0
@@ -273,16 +283,25 @@ class StreamingRunner:
         if not due:
             return
         recalled = [(s, q, self._recall(s, q.ask_time)) for s, q in due]
-        answerable = [(s, q, frames) for s, q, frames in recalled if frames is not _FAILED]
+        answerable = [
+            (s, q, s.store.snapshot(q.ask_time), frames)
+            for s, q, frames in recalled if frames is not _FAILED
+        ]
         inputs = [
-            ReaderInput(q.text, q.options, s.store.snapshot(q.ask_time), q.scoring.kind, frames)
-            for s, q, frames in answerable
+            ReaderInput(q.text, q.options, self._shown(q, snapshot), q.scoring.kind, frames)
+            for s, q, snapshot, frames in answerable
         ]
         began = time.perf_counter()
         outputs = _call_isolating(self.reader.answer, inputs, "answer()") if inputs else []
         self.timing.read_s += time.perf_counter() - began
-        for (stream, question, _), request, output in zip(answerable, inputs, outputs, strict=True):
-            stream.rows.append(self._row(stream, question, request, output))
+        judgments = self._judge([(s, q) for s, q, _, _ in answerable], outputs)
+        for (stream, question, snapshot, _), shown, output, judgment in zip(
+            answerable, inputs, outputs, judgments, strict=True
+        ):
+            stream.rows.append(
+                self._row(stream, question, snapshot, output, judgment=judgment,
+                          shown=len(shown.memory.entries))
+            )
             self.timing.questions += 1
             notice = TaskNotice(
                 stream.id, question.id, question.ask_time, question.text, question.options,
@@ -292,6 +311,37 @@ class StreamingRunner:
                 self.policy.notice(notice)
             except Exception:
                 stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+
+    def _shown(self, question: Question, snapshot: MemorySnapshot) -> MemorySnapshot:
+        """What the reader sees of a snapshot: all of it, or under the ``paper_window`` view the
+        entries near the query and the question's annotated evidence (harness-side spans)."""
+        if self.plan.task.memory_view != "paper_window":
+            return snapshot
+        entries = paper_window(snapshot.entries, question.ask_time, question.evidence)
+        return dataclasses.replace(snapshot, entries=entries)
+
+    def _judge(
+        self, asked: list[tuple[_Stream, Question]], outputs: list[ReaderOutput | BaseException]
+    ) -> list[Judgment | None]:
+        """The LLM judge's judgments of the open answers that neither abstain nor are empty, in
+        one batch; ``None`` where no judgment is needed."""
+        wanted: list[int] = []
+        items: list[JudgeItem] = []
+        for i, ((stream, question), output) in enumerate(zip(asked, outputs, strict=True)):
+            if question.scoring.kind != "open" or not isinstance(output, ReaderOutput):
+                continue
+            answer, abstained = open_reply(output.raw, question.scoring.abstain_text)
+            if not abstained and answer.strip():
+                wanted.append(i)
+                gold = stream.episode.hidden[question.id].gold
+                items.append(JudgeItem(question.text, gold, answer))
+        judgments: list[Judgment | None] = [None] * len(outputs)
+        if items:
+            began = time.perf_counter()
+            for i, judgment in zip(wanted, self.judge.judge(items), strict=True):
+                judgments[i] = judgment
+            self.timing.judge_s += time.perf_counter() - began
+        return judgments
 
     def _recall(self, stream: _Stream, t: float) -> VideoPart | None | object:
         """Frames a non-memory-only control hands the reader; ``None`` for every memory-only
@@ -336,20 +386,25 @@ class StreamingRunner:
         self,
         stream: _Stream,
         question: Question,
-        request: ReaderInput | None,
+        snapshot: MemorySnapshot | None,
         output: ReaderOutput | BaseException | None,
         failure: tuple[str, str] | None = None,
+        *,
+        judgment: Judgment | None = None,
+        shown: int = 0,
     ) -> QuestionRow:
-        """The row of one question: answered (``output``), or failed with ``failure``."""
+        """The row of one question: answered (``output``), or failed with ``failure``.
+        ``snapshot`` is the stream's memory at the ask time (the log prefix); the reader was
+        shown ``shown`` of its entries."""
         hidden = stream.episode.hidden[question.id]
-        snapshot = request.memory if request is not None else None
         if isinstance(output, BaseException):
             failure = ("reader_error", _format(output))
-        verdict = (
-            judge_choice(output.raw, question.options, hidden.gold)
-            if isinstance(output, ReaderOutput)
-            else None
-        )
+        raw = output.raw if isinstance(output, ReaderOutput) else None
+        verdict = None
+        if raw is not None and question.scoring.kind == "open":
+            verdict = judge_open(raw, question.scoring.abstain_text, judgment)
+        elif raw is not None:
+            verdict = judge_choice(raw, question.options, hidden.gold)
         return QuestionRow(
             task=self.plan.task.name,
             policy=self.plan.policy_name,
@@ -363,19 +418,24 @@ class StreamingRunner:
             ask_time=question.ask_time,
             evidence_delay=question.evidence_delay,
             memory_entries=len(snapshot.entries) if snapshot else 0,
+            memory_shown=shown,
             memory_tokens=snapshot.n_tokens if snapshot else 0,
             memory_chars=snapshot.n_chars if snapshot else 0,
             memory_digest=snapshot.digest if snapshot else None,
             budget_dropped_tokens=stream.store.dropped_tokens,
-            raw_output=output.raw if isinstance(output, ReaderOutput) else None,
+            raw_output=raw,
             parsed=verdict.parsed if verdict else None,
             extraction=verdict.method if verdict else None,
             gold=hidden.gold,
             correct=verdict.correct if verdict else False,
             abstained=verdict.abstained if verdict else False,
             parse_failed=verdict.parse_failed if verdict else False,
+            verdict_by=VERDICT_BY[question.scoring.kind],
+            variants=self.scoring.values(raw, question.options, hidden.gold),
+            judge_output=judgment.raw if judgment else None,
+            judge_score=judgment.score if judgment else None,
             failure=failure[0] if failure else None,
-            error=failure[1] if failure else None,
+            error=failure[1] if failure else judgment.error if judgment else None,
             tags=json.dumps(dict(question.tags), sort_keys=True),
         )
 
@@ -412,8 +472,10 @@ class StreamingRunner:
                 "stream_failures": self.run_dir.stream_failures(),
                 "skipped": len(self.release.skipped),
                 "memory": self._memory_size(finished),
+                "memory_view": self.plan.task.memory_view,
                 "timing": self.timing.as_dict(wall_s),
             },
+            scoring=self.plan.task.scoring,
         )
         write_json(self.run_dir.summary_path, summary)
         return summary

@@ -10,6 +10,8 @@ side channels exist and which the run allows, the memory budget and the default 
     side_channels: {available: [speech], allowed: [speech]}
     memory: {tokens_per_clip: 16}
     reader: cpu
+    scoring: paper           # or videomme / egolife / egotempo (scoring/variants.py)
+    memory_view: full        # or paper_window: the reader sees only memory near query and evidence
 
 ``include: other.yaml`` merges another task file underneath (its keys are overridden).
 """
@@ -30,6 +32,7 @@ import pydantic
 import yaml
 
 from taskmem_bench.schema import MemoryBudget
+from taskmem_bench.scoring.variants import get_scoring
 
 
 class ConfigError(ValueError):
@@ -82,6 +85,8 @@ class TaskConfig:
     memory: MemoryBudget = MemoryBudget()
     reader: str = "cpu"
     reader_args: Mapping[str, Any] = field(default_factory=dict)
+    scoring: str = "paper"
+    memory_view: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -166,7 +171,25 @@ def load_task(name_or_path: str) -> TaskConfig:
         data[key] = validate(cls, data.get(key) or {}, f"task {path.name}: {key}")
     task = validate(TaskConfig, data, f"task {path.name}")
     check_side_channels(task)
+    check_choices(task)
     return task
+
+
+MEMORY_VIEWS = ("full", "paper_window")
+"""``full``: the reader sees the whole snapshot (causal); ``paper_window``: only the entries
+near the query and the annotated evidence (datasets/egolife_window.py), an oracle-localised
+view the TaskMem paper used for EgoLife."""
+
+
+def check_choices(task: TaskConfig) -> None:
+    """The task's scoring and memory view are ones this package has."""
+    try:
+        get_scoring(task.scoring)
+    except ValueError as exc:
+        raise ConfigError(f"task {task.name}: {exc}") from None
+    if task.memory_view not in MEMORY_VIEWS:
+        raise ConfigError(f"task {task.name}: unknown memory_view '{task.memory_view}'; "
+                          f"choose from: {', '.join(MEMORY_VIEWS)}")
 
 
 def check_side_channels(task: TaskConfig) -> None:

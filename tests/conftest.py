@@ -23,6 +23,7 @@ from taskmem_bench.schema import (
     Stream,
     TextEvent,
 )
+from taskmem_bench.scoring.judge import LLMJudge
 from taskmem_bench.taskconfig import RunSettings, SideChannels, StreamSettings, TaskConfig
 from taskmem_bench.testing.videos import write_video
 
@@ -119,9 +120,10 @@ def run_plan(
     *,
     policy: Policy | None = None,
     reader: Reader | None = None,
+    judge: LLMJudge | None = None,
     resume: bool = False,
 ) -> RunOutcome:
-    runner = StreamingRunner(plan, release, out, policy=policy, reader=reader)
+    runner = StreamingRunner(plan, release, out, policy=policy, reader=reader, judge=judge)
     return runner.run(build_manifest(plan.describe(release), ["pytest"]), resume=resume)
 
 

@@ -30,7 +30,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["run", "--task", "nope", "--policy", "blind"], "unknown task 'nope'; choose from: egolife_stream, egotempo_stream, mini"),
+        (["run", "--task", "nope", "--policy", "blind"], "unknown task 'nope'; choose from: egolife_paper, egolife_stream, egotempo_stream, mini"),
         (["run", "--task", "mini", "--policy", "nope"], "unknown policy 'nope'; choose from: blind, caption, caption-window"),
         (["run", "--task", "mini", "--policy", "blind", "--reader", "nope"], "unknown reader 'nope'; choose from: cpu, paper, retrieval"),
         (["run", "--task", "mini", "--policy", "blind", "--set", "novalue"], "malformed --set 'novalue'"),

@@ -14,6 +14,7 @@ import pytest
 from conftest import make_plan, run_plan
 from plugins import SpyPolicy, SpyReader
 
+from taskmem_bench.cli import main
 from taskmem_bench.datasets.base import DatasetRelease
 from taskmem_bench.datasets.egolife import Config, EgoLifeDataset
 from taskmem_bench.datasets.egolife_time import (
@@ -361,6 +362,70 @@ def test_paper_window_keeps_memory_near_the_query_and_the_evidence() -> None:
     assert late == [Span(3000.0, ask), Span(3400.0, ask)]
     with pytest.raises(ValueError):
         windows(ask, [], before_query=-1)
+
+
+def test_paper_window_mode_shows_the_reader_only_the_window(release: DatasetRelease,
+                                                            tmp_path: Path) -> None:
+    """Under ``memory_view: paper_window`` the reader gets the snapshot's entries near the
+    query and the question's evidence, nothing else; the row still records the whole causal
+    snapshot (so its digest is the memory log's prefix) and how many entries were shown."""
+    plan = make_plan(SpyPolicy, SpyReader)
+    plan = dataclasses.replace(plan, task=dataclasses.replace(plan.task,
+                                                              memory_view="paper_window"))
+    policy = SpyPolicy()
+    reader = SpyReader(log=policy.log)
+    run_plan(plan, release, tmp_path, policy=policy, reader=reader)
+    questions = {(q.stream_id, q.ask_time): q for e in release.episodes
+                 for q in e.stream.questions}
+    written: dict[str, list[MemoryEntry]] = {}
+    shown_counts = []
+    for kind, item in policy.log:
+        if kind == "observe":
+            written.setdefault(item.stream_id, []).append(item)
+        elif kind == "answer":
+            question = questions[(item.memory.stream_id, item.memory.t)]
+            clips = [c for c in written.get(question.stream_id, [])
+                     if c.t_end <= question.ask_time + 1e-9]
+            full = [MemoryEntry(c.t_start, c.t_end, "x") for c in clips]
+            expected = paper_window(full, question.ask_time, question.evidence)
+            assert [(e.t_start, e.t_end) for e in item.memory.entries] == \
+                [(e.t_start, e.t_end) for e in expected]
+            shown_counts.append((len(expected), len(full)))
+    rows = pl.read_parquet(tmp_path / "rows.parquet").sort("ask_time", "question_id")
+    assert sorted(zip(rows["memory_shown"], rows["memory_entries"])) == sorted(shown_counts)
+    assert any(shown < full for shown, full in shown_counts)  # the window does leave memory out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["memory_view"] == {"kind": "paper_window", "oracle_localised": True,
+                                       "before_query_s": 600.0, "around_evidence_s": 300.0}
+
+
+def test_blind_runs_of_both_tasks_from_the_command_line(
+    release_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``taskmem-bench run --task egolife_stream|egolife_paper`` on the fixture release: the
+    summary names the EgoLife scoring variants and they are what the scorer gives for the rows;
+    the paper mode is marked oracle-localised and the leaderboard refuses to rank it."""
+    out = tmp_path / "runs"
+    for task in ("egolife_stream", "egolife_paper"):
+        assert main(["run", "--task", task, "--policy", "subtitles", "--reader", "cpu",
+                     "--set", f"root={release_root}", "--out", str(out)]) == 0
+    stream_dir, paper_dir = out / "egolife_stream" / "subtitles", out / "egolife_paper" / "subtitles"
+    rows = pl.read_parquet(stream_dir / "rows.parquet")
+    summary = json.loads((stream_dir / "summary.json").read_text())
+    assert summary["scoring"]["name"] == "egolife"
+    assert summary["scoring"]["variants"] == json.loads(json.dumps(scoring.score_rows(rows)))
+    assert [json.loads(v)["egorag"] for v in rows["variants"]] == \
+        [scoring.egorag_choice(r, "ABCDE") for r in rows["raw_output"]]
+    assert (rows["memory_shown"] == rows["memory_entries"]).all()
+    paper = pl.read_parquet(paper_dir / "rows.parquet")
+    assert json.loads((paper_dir / "summary.json").read_text())["memory_view"] == "paper_window"
+    assert (paper["memory_shown"] <= paper["memory_entries"]).all()
+    assert (paper["memory_shown"] < paper["memory_entries"]).any()
+    capsys.readouterr()
+    assert main(["export", str(paper_dir), "--bundle", str(tmp_path / "paper.tar.gz")]) == 1
+    assert "oracle-localised" in capsys.readouterr().err
+    assert main(["export", str(stream_dir), "--bundle", str(tmp_path / "stream.tar.gz")]) == 1
+    assert "cannot be verified here" in " ".join(capsys.readouterr().err.split())
 
 
 # --------------------------------------------------------------------------------------------

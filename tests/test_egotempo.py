@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -13,15 +16,23 @@ import pytest
 from conftest import make_plan, run_plan
 from plugins import SpyPolicy, SpyReader
 
+from leaderboard.errors import Rejected
+from leaderboard.validate import _rescore as rescore
+from taskmem_bench.backends.base import Backend, BackendSettings, ChatRequest, Generation
+from taskmem_bench.cli import main
 from taskmem_bench.datasets.base import DatasetRelease
 from taskmem_bench.datasets.egotempo import Config, EgoTempoDataset, parse_clip_id
 from taskmem_bench.datasets.jsonload import AnnotationError
 from taskmem_bench.datasets.prepare import prepare
 from taskmem_bench.media import iter_clips
 from taskmem_bench.scoring import anls as proxy
+from taskmem_bench.scoring.judge import JUDGE_SYSTEM, JudgeConfig, LLMJudge
+from taskmem_bench.scoring.judge import prompt_hash as judge_prompt_hash
+from taskmem_bench.scoring.variants import get_scoring
 from taskmem_bench.taskconfig import ConfigError
 from taskmem_bench.testing.releases import egotempo as fixture
 from taskmem_bench.testing.releases.egotempo import DEFAULT_CLIPS, FPS, UID_A, UID_C
+from taskmem_bench.testing.server import ChatServer
 from taskmem_bench.testing.videos import read_index
 
 
@@ -111,13 +122,14 @@ def test_windows_decode_the_right_frames(release: DatasetRelease, index: int) ->
     assert codes[0] == first and frames[-1][1] < stream.duration
 
 
-@pytest.mark.xfail(raises=ConfigError, strict=True,
-                   reason="the runner refuses open answers until the judge is wired in")
-def test_streams_in_the_runner_answer_at_clip_end(release: DatasetRelease,
-                                                  tmp_path: Path) -> None:
+def test_streams_in_the_runner_answer_at_clip_end(release: DatasetRelease, tmp_path: Path,
+                                                  tiny_text_model: Path) -> None:
     policy = SpyPolicy()
     reader = SpyReader(log=policy.log)
-    run_plan(make_plan(SpyPolicy, SpyReader), release, tmp_path, policy=policy, reader=reader)
+    judge = LLMJudge(JudgeConfig(backend="transformers", model=str(tiny_text_model),
+                                 max_new_tokens=4))
+    run_plan(make_plan(SpyPolicy, SpyReader), release, tmp_path, policy=policy, reader=reader,
+             judge=judge)
     answered = [item for kind, item in policy.log if kind == "answer"]
     assert len(answered) == 6
     ends = {e.stream.id: e.stream.duration for e in release.episodes}
@@ -125,6 +137,137 @@ def test_streams_in_the_runner_answer_at_clip_end(release: DatasetRelease,
         assert request.answer_format == "open" and request.options == ()
         assert request.memory.t == ends[request.memory.stream_id]
         assert request.memory.entries  # the whole clip is remembered
+
+
+def test_open_answers_need_a_judge(release: DatasetRelease, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ConfigError, match="need an LLM judge"):
+        run_plan(make_plan(SpyPolicy, SpyReader), release, tmp_path)
+    assert main(["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
+                 "root=/nowhere", "--out", str(tmp_path)]) == 2
+    assert "--set judge.model" in capsys.readouterr().err
+
+
+class ScriptedChat(Backend):
+    """Test double for hosted reader and judge models (a paid API here) behind the loopback
+    server: the reader's reply is scripted per question, the judge's per candidate answer."""
+
+    name = "scripted"
+    READER = {
+        "What does the person pick up first?": "It is the spray.\nAnswer: The oil remover spray.",
+        "What happens after rubbing hands?": "Answer: Insufficient Information",
+        "How many times does the person stir?": "Answer: Twice.",
+        "Where is the knife?": "Answer: On the board",
+        "What will the person do next?": "",
+        "How many cups are on the table?": "Answer: Two cups.",
+    }
+    JUDGE = {
+        "The oil remover spray.": '{"pred": "correct", "score": 5}',
+        "Twice.": "<think>2 is not 3</think>{'pred': 'incorrect', 'score': 1}",
+        "On the board": "Looks fine to me.",
+        "Two cups.": 'Same count. {"pred": "correct", "score": 4}',
+    }
+
+    def __init__(self) -> None:
+        super().__init__(BackendSettings(backend="scripted", model="hosted"))
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        replies = []
+        for request in requests:
+            system, prompt = request.messages[0].content[0].text, request.messages[-1].content[0].text
+            if system == JUDGE_SYSTEM:
+                answer = re.search(r"^Candidate answer: (.*)$", prompt, re.MULTILINE).group(1)
+                replies.append(self.JUDGE[answer])
+            else:
+                replies.append(next(r for q, r in self.READER.items() if q in prompt))
+        return [Generation(r, "stop") for r in replies]
+
+
+def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path) -> None:
+    """The whole EgoTempo path over real HTTP: abstention and an empty answer never reach the
+    judge; judged answers are as correct as the judge says; an unparseable judgment and, in a
+    second run, an unreachable judge count as wrong and are counted, never dropped."""
+    with ChatServer(ScriptedChat()) as server:
+        served = ["--set", "backend=openai", "--set", "model=hosted", "--set",
+                  f"base_url={server.url}", "--set", f"response_cache_dir={tmp_path / 'cache'}",
+                  "--set", "max_retries=0"]
+        base = ["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
+                f"root={release_root}", *served]
+        assert main([*base, "--out", str(tmp_path / "ok")]) == 0
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        # (a fresh response cache: the first run's judgments are cached by request body)
+        assert main([*base, "--set", f"judge.base_url={closed}", "--set",
+                     f"judge.response_cache_dir={tmp_path / 'cache2'}", "--out",
+                     str(tmp_path / "down")]) == 0
+    run_dir = tmp_path / "ok" / "egotempo_stream" / "blind"
+    rows = pl.read_parquet(run_dir / "rows.parquet").sort("question_id")
+    by_q = {r["question"]: r for r in rows.iter_rows(named=True)}
+    assert {q: by_q[q]["extraction"] for q in ScriptedChat.READER} == {
+        "What does the person pick up first?": "judged",
+        "What happens after rubbing hands?": "abstained",
+        "How many times does the person stir?": "judged",
+        "Where is the knife?": "unparseable",
+        "What will the person do next?": "no_answer",
+        "How many cups are on the table?": "judged",
+    }
+    assert sorted(q for q, r in by_q.items() if r["correct"]) == [
+        "How many cups are on the table?", "What does the person pick up first?"]
+    assert by_q["How many cups are on the table?"]["judge_score"] == 4
+    assert by_q["What happens after rubbing hands?"]["judge_output"] is None
+    assert set(rows["verdict_by"]) == {"llm_judge"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["n"], summary["correct"], summary["abstained"], summary["parse_failures"]) == \
+        (6, 2, 1, 1)
+    assert summary["acc"] == pytest.approx(2 / 6) and summary["cov"] == pytest.approx(5 / 6)
+    judge = summary["scoring"]["variants"]["llm_judge"]
+    assert (judge["judged"], judge["unparseable"], judge["judge_error"]) == (3, 1, 0)
+    assert judge["mean_score"] == pytest.approx((5 + 1 + 4) / 3, abs=1e-4)
+    assert summary["scoring"]["variants"]["anls"] == json.loads(json.dumps(proxy.score_rows(rows)))
+    assert [json.loads(v)["anls"] for v in rows["variants"]] == \
+        [proxy.judge_anls(r, g).anls for r, g in zip(rows["raw_output"], rows["gold"])]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["judge"]["prompt_hash"] == judge_prompt_hash()
+    assert manifest["judge"]["model"] == {"backend": "openai", "model": "hosted"}
+    for row in rows.iter_rows(named=True):  # the leaderboard's re-scoring agrees with each row
+        rescore(row, get_scoring("egotempo"))
+    tampered = dict(by_q["How many times does the person stir?"],
+                    judge_output='{"pred": "correct", "score": 5}')
+    with pytest.raises(Rejected, match="correct"):
+        rescore(tampered, get_scoring("egotempo"))
+
+    down = pl.read_parquet(tmp_path / "down" / "egotempo_stream" / "blind" / "rows.parquet")
+    assert sorted(down["extraction"]) == sorted(
+        ["abstained", "no_answer", "judge_error", "judge_error", "judge_error", "judge_error"])
+    assert not down["correct"].any() and down["failure"].is_null().all()
+    assert all("Error" in e for e in down.filter(pl.col("extraction") == "judge_error")["error"])
+    down_summary = json.loads((tmp_path / "down" / "egotempo_stream" / "blind" /
+                               "summary.json").read_text())
+    assert down_summary["scoring"]["variants"]["llm_judge"]["judge_error"] == 4
+    assert down_summary["n"] == 6 and down_summary["acc"] == 0.0
+
+
+def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Path,
+                                               tiny_text_model: Path) -> None:
+    """``taskmem-bench run --task egotempo_stream --policy blind`` with the paper reader and
+    the judge both on a local (tiny, random) model through transformers: every question gets a
+    row, each non-abstained answer a judgment, and the manifest names the judge."""
+    out = tmp_path / "runs"
+    assert main(["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
+                 f"root={release_root}", "--set", "backend=transformers", "--set",
+                 f"model={tiny_text_model}", "--set", "max_new_tokens=6", "--out", str(out)]) == 0
+    run_dir = out / "egotempo_stream" / "blind"
+    rows = pl.read_parquet(run_dir / "rows.parquet")
+    assert rows.height == 6 and rows["failure"].is_null().all()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    counts = summary["scoring"]["variants"]["llm_judge"]
+    judged_rows = rows.filter(pl.col("extraction").is_in(["judged", "unparseable", "judge_error"]))
+    assert counts["judged"] + counts["unparseable"] + counts["judge_error"] == judged_rows.height
+    assert judged_rows["judge_output"].is_not_null().all()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["judge"]["config"]["model"] == str(tiny_text_model)
+    assert manifest["judge"]["model"] == manifest["reader"]["model"]  # same files, same identity
 
 
 def test_prepare_reports_the_exact_counts(release_root: Path) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from taskmem_bench.memory import MemoryEntry, MemoryStore, count_tokens, truncate_tokens
+from taskmem_bench.memory import (
+    MemoryEntry,
+    MemorySnapshot,
+    MemoryStore,
+    count_tokens,
+    render_time,
+    truncate_tokens,
+)
+from taskmem_bench.readers import ReaderInput
+from taskmem_bench.readers.prompts import render_prompt
 from taskmem_bench.schema import MemoryBudget
 
 
@@ -90,3 +99,17 @@ def test_stored_entries_are_copies_that_later_mutation_cannot_change() -> None:
 def test_malformed_entries_are_refused_with_the_reason(entry: MemoryEntry, error: str) -> None:
     with pytest.raises((TypeError, ValueError), match=error):
         MemoryStore("s").write(0, 10.0, [entry])
+
+
+def test_times_past_a_day_carry_the_day() -> None:
+    """A week-long EgoLife stream renders DAY<d> HH:MM:SS (day 1 from 0 s), on every entry and
+    the ask time once the snapshot is past day 1; streams within a day keep plain HH:MM:SS."""
+    assert render_time(3723.9) == "01:02:03"
+    assert render_time(86400 + 3723) == "DAY2 01:02:03"
+    assert render_time(3723, with_day=True) == "DAY1 01:02:03"
+    week = MemorySnapshot("jake", 2 * 86400 + 60.0, (MemoryEntry(30.0, 40.0, "a"),
+                                                     MemoryEntry(86400 + 5.0, 86400 + 15.0, "b")))
+    assert week.render() == "DAY1 00:00:30-DAY1 00:00:40\na\n\nDAY2 00:00:05-DAY2 00:00:15\nb"
+    assert render_prompt(ReaderInput("Where?", ("x", "y"), week)).count("asked at DAY3 00:01:00") == 1
+    day = MemorySnapshot("v", 95.0, (MemoryEntry(30.0, 40.0, "a"),))
+    assert day.render() == "00:00:30-00:00:40\na"

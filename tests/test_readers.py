@@ -130,7 +130,7 @@ def test_frames_go_between_the_memory_and_the_question() -> None:
     before, video, after = message.content
     assert message.role == "user" and video is frames
     assert MEMORY.render() in before.text and before.text.endswith(PAPER_TEMPLATES.frames_note)
-    assert after.text.startswith(f"Question: {QUESTION}")
+    assert after.text.startswith(f"Question (asked at 00:01:00): {QUESTION}")
     note = f"\n\n{PAPER_TEMPLATES.frames_note}"
     assert f"{before.text.removesuffix(note)}\n\n{after.text}" == render_prompt(TASK)
     with pytest.raises(ValueError, match="frames"):

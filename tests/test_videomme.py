@@ -308,6 +308,13 @@ def test_run_blind_then_export(root: Path, tmp_path: Path, capsys: pytest.Captur
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [s["item_id"] for s in manifest["dataset"]["skipped"]] == ["004-1", "004-2", "004-3"]
     assert manifest["side_channels"]["allowed"] == ["subtitles"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["scoring"] == {"name": "videomme", "verdict_by": ["robust"],
+                                  "variants": json.loads(json.dumps(score_rows(rows)))}
+    assert set(summary["scoring"]["variants"]["by"]) == {"duration", "domain", "sub_category",
+                                                         "task_type"}
+    letters = [json.loads(v)["videomme_official"] for v in rows["variants"]]
+    assert letters == [extract_official(r) for r in rows["raw_output"]]
     target = tmp_path / "results.json"
     assert main(["export", str(run_dir), "--format", "videomme", "-o", str(target)]) == 0
     exported = json.loads(target.read_text())

@@ -26,14 +26,15 @@ class PromptTemplates:
 
     head: str = (
         "You will answer a question about a video stream using a memory of that stream: notes "
-        "written while it played, each under the time span it covers (HH:MM:SS-HH:MM:SS). Rely "
+        "written while it played, each under the time span it covers (HH:MM:SS-HH:MM:SS, with the "
+        "day as DAY<d> on streams that run past a day). Rely "
         "only on what you are given here, not on general knowledge or guesses.\n\n"
         "Memory:\n{memory}"
     )
     empty_memory: str = "(the memory holds no notes)"
     frames_note: str = "These are the latest frames of the stream before the question:"
     choice: str = (
-        "Question: {question}\n"
+        "Question (asked at {time}): {question}\n"
         "Options:\n{options}\n\n"
         "First work out what the memory says about the question. Then write your choice on a "
         "last line of the form \"Answer: X\", where X is one of the letters {labels}. Choose "
@@ -42,7 +43,7 @@ class PromptTemplates:
     option: str = "{label}. {text}"
     abstain_option: str = "Cannot be determined from the memory"
     open: str = (
-        "Question: {question}\n\n"
+        "Question (asked at {time}): {question}\n\n"
         "First work out what the memory says about the question. Then write your answer as a "
         "short phrase on a last line of the form \"Answer: ...\". When the memory does not "
         "establish the answer, the last line must be exactly \"Answer: {abstain_text}\"."
@@ -58,14 +59,17 @@ class PromptTemplates:
         return self.head.format(memory=task.memory.render() or self.empty_memory)
 
     def question_part(self, task: ReaderInput) -> str:
+        time = task.memory.render_time(task.memory.t)
         if task.answer_format == "open":
-            return self.open.format(question=task.question, abstain_text=self.abstain_text)
+            return self.open.format(question=task.question, time=time,
+                                    abstain_text=self.abstain_text)
         labels = ANSWER_LABELS[: len(task.options) + 1]
         lines = [self.option.format(label=lab, text=opt) for lab, opt in zip(labels, task.options)]
         lines.append(self.option.format(label=labels[-1], text=self.abstain_option))
         listed = f"{', '.join(labels[:-1])} or {labels[-1]}" if len(labels) > 1 else labels
         return self.choice.format(
-            question=task.question, options="\n".join(lines), labels=listed, abstain=labels[-1]
+            question=task.question, time=time, options="\n".join(lines), labels=listed,
+            abstain=labels[-1],
         )
 
 

@@ -1,7 +1,7 @@
 """From a reader's raw reply to a per-question verdict.
 
-Takes plain values (reply, options, gold) rather than dataset records so that the leaderboard
-can re-score a submitted bundle's rows with exactly the function the runner used.
+Takes plain values (reply, options, gold, judgment) rather than dataset records so that the
+leaderboard can re-score a submitted bundle's rows with exactly the functions the runner used.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from taskmem_bench.schema import ANSWER_LABELS
+from taskmem_bench.scoring.anls import final_answer, is_abstention
 from taskmem_bench.scoring.extract import extract_choice
+from taskmem_bench.scoring.judge import Judgment
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,27 @@ def judge_choice(raw: str, options: Sequence[str], gold: str) -> Verdict:
         parse_failed=label is None,
         method=extraction.method if label is not None else str(extraction.failure),
     )
+
+
+def open_reply(raw: str, abstain_text: str) -> tuple[str, bool]:
+    """An open reply's final answer (its last ``Answer:`` line after any thinking, else the
+    whole reply after thinking) and whether that answer abstains."""
+    answer = final_answer(raw)
+    return answer, is_abstention(answer, abstain_text)
+
+
+def judge_open(raw: str, abstain_text: str, judgment: Judgment | None) -> Verdict:
+    """Open answer: an abstention or an empty answer needs no judge; any other answer is as
+    correct as the LLM judge says, and an unparseable or failed judgment is wrong (not
+    abstained), its status kept in ``method``."""
+    answer, abstained = open_reply(raw, abstain_text)
+    if abstained:
+        return Verdict(answer, correct=False, abstained=True, parse_failed=False,
+                       method="abstained")
+    if not answer.strip():
+        return Verdict(None, correct=False, abstained=False, parse_failed=True,
+                       method="no_answer")
+    if judgment is None:
+        raise ValueError("an open answer that does not abstain needs the judge's judgment")
+    return Verdict(answer, correct=judgment.correct, abstained=False, parse_failed=False,
+                   method=judgment.status)
