@@ -34,6 +34,7 @@ from taskmem_bench.provenance import build_manifest
 from taskmem_bench.readers import available_readers
 from taskmem_bench.results import RunDirError, find_summaries
 from taskmem_bench.runner import RunOutcome, StreamingRunner
+from taskmem_bench.scoring.variants import headline
 from taskmem_bench.taskconfig import (
     ConfigError,
     available_tasks,
@@ -225,7 +226,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _report_record(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: summary.get(key) for key in REPORT_FIELDS} | {"run_dir": str(run_dir)}
+    """The paper's numbers, the dataset's own headline figures (``scoring.variants``), where."""
+    return ({key: summary.get(key) for key in REPORT_FIELDS} | headline(summary.get("scoring"))
+            | {"run_dir": str(run_dir)})
 
 
 def _pct(value: float | None) -> str:
@@ -240,21 +243,32 @@ def _with_ci(record: dict[str, Any], key: str) -> str:
 
 def _display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "policy", "reader", "n", "Acc [95% CI]", "Cov [95% CI]", "Prec [95% CI]", "failed"]
+    extra = [key for key in dict.fromkeys(k for r in records for k in r)
+             if key not in REPORT_FIELDS and key != "run_dir"]
     rows = [
         [
             r["task"], r["policy"], r["reader"], str(r["n"]), _with_ci(r, "acc"),
             _with_ci(r, "cov"), _with_ci(r, "prec"), str(r["failed"]),
+            *(_figure(r.get(key)) for key in extra),
         ]
         for r in records
     ]
-    return header, rows
+    return header + extra, rows
+
+
+def _figure(value: float | int | None) -> str:
+    """A rate as a percentage, a count as it is; blank where the run's scoring has no such
+    figure (runs of several datasets in one table)."""
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else _pct(value)
 
 
 def _print_table(records: list[dict[str, Any]], title: str) -> None:
     header, rows = _display_rows(records)
     table = Table(title=title, title_justify="left")
     for column in header:
-        table.add_column(column, justify="right" if column[0].isupper() or column in ("n", "failed") else "left")
+        table.add_column(column, justify="left" if column in ("task", "policy", "reader") else "right")
     for row in rows:
         table.add_row(*row)
     out.print(table)

@@ -407,8 +407,10 @@ def test_blind_runs_of_both_tasks_from_the_command_line(
     the paper mode is marked oracle-localised and the leaderboard refuses to rank it."""
     out = tmp_path / "runs"
     for task in ("egolife_stream", "egolife_paper"):
-        assert main(["run", "--task", task, "--policy", "subtitles", "--reader", "cpu",
+        assert main(["run", "--task", task, "--policy", "blind,subtitles", "--reader", "cpu",
                      "--set", f"root={release_root}", "--out", str(out)]) == 0
+    blind = pl.read_parquet(out / "egolife_stream" / "blind" / "rows.parquet")
+    assert blind.height == 14 and blind["failure"].is_null().all()
     stream_dir, paper_dir = out / "egolife_stream" / "subtitles", out / "egolife_paper" / "subtitles"
     rows = pl.read_parquet(stream_dir / "rows.parquet")
     summary = json.loads((stream_dir / "summary.json").read_text())

@@ -183,7 +183,8 @@ class ScriptedChat(Backend):
         return [Generation(r, "stop") for r in replies]
 
 
-def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path) -> None:
+def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
     """The whole EgoTempo path over real HTTP: abstention and an empty answer never reach the
     judge; judged answers are as correct as the judge says; an unparseable judgment and, in a
     second run, an unreachable judge count as wrong and are counted, never dropped."""
@@ -227,6 +228,10 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path) ->
     assert summary["scoring"]["variants"]["anls"] == json.loads(json.dumps(proxy.score_rows(rows)))
     assert [json.loads(v)["anls"] for v in rows["variants"]] == \
         [proxy.judge_anls(r, g).anls for r, g in zip(rows["raw_output"], rows["gold"])]
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "--format", "json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert (record["anls"], record["judge_failed"]) == (summary["scoring"]["variants"]["anls"]["anls"], 1)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["judge"]["prompt_hash"] == judge_prompt_hash()
     assert manifest["judge"]["model"] == {"backend": "openai", "model": "hosted"}

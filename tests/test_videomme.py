@@ -313,6 +313,10 @@ def test_run_blind_then_export(root: Path, tmp_path: Path, capsys: pytest.Captur
                                   "variants": json.loads(json.dumps(score_rows(rows)))}
     assert set(summary["scoring"]["variants"]["by"]) == {"duration", "domain", "sub_category",
                                                          "task_type"}
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "--format", "csv"]) == 0
+    table = pl.read_csv(capsys.readouterr().out.encode())
+    assert table["videomme_official"].to_list() == [summary["scoring"]["variants"]["videomme_official"]]
     letters = [json.loads(v)["videomme_official"] for v in rows["variants"]]
     assert letters == [extract_official(r) for r in rows["raw_output"]]
     target = tmp_path / "results.json"

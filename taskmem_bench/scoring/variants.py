@@ -98,6 +98,22 @@ def get_scoring(name: str) -> DatasetScoring:
         raise ValueError(f"unknown scoring '{name}'; choose from: {', '.join(SCORINGS)}") from None
 
 
+def headline(section: Mapping[str, Any] | None) -> dict[str, float | int | None]:
+    """The few numbers of a summary's ``scoring`` section that a results table shows: each
+    dataset's official figure(s) beside the paper's Acc / Cov / Prec."""
+    variants = (section or {}).get("variants") or {}
+    name = (section or {}).get("name")
+    if name == "videomme":
+        return {k: variants.get(k) for k in ("videomme_official", "videomme_strict")}
+    if name == "egolife":
+        return {"egorag_acc": (variants.get("egorag") or {}).get("overall", {}).get("acc")}
+    if name == "egotempo":
+        judge = variants.get("llm_judge") or {}
+        return {"anls": (variants.get("anls") or {}).get("anls"),
+                "judge_failed": judge.get("unparseable", 0) + judge.get("judge_error", 0)}
+    return {}
+
+
 def scoring_summary(name: str, rows: pl.DataFrame) -> dict[str, Any]:
     """The summary's ``scoring`` section: the scoring's name and its variants' scores."""
     scoring = get_scoring(name)
