@@ -142,7 +142,12 @@ def overridable_sections(
 ) -> list[Overridable]:
     """The settings sections ``--set`` can reach for this task, policy and reader choice."""
     reader_cls = load_reader(reader or task.reader)
-    judge = [Overridable("judge", JudgeConfig, {})] if get_scoring(task.scoring).judged else []
+    # a bare key reaches the judge only where it says which model to use (``--set model=``
+    # serves reader and judge alike); its decoding changes only with ``judge.``, so that
+    # ``--set temperature=0.7`` for the policy never makes the judge sample
+    where = frozenset(f.name for f in dataclasses.fields(BackendSettings))
+    judged = get_scoring(task.scoring).judged
+    judge = [Overridable("judge", JudgeConfig, {}, bare=where)] if judged else []
     return [
         Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
         Overridable("stream", StreamSettings, _as_dict(task.stream)),

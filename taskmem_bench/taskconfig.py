@@ -224,10 +224,15 @@ class Overridable:
     name: str
     cls: type
     values: dict[str, Any]
+    bare: frozenset[str] | None = None
+    """The fields a bare ``--set key=`` reaches (None: all); the rest need ``name.key``."""
 
     @property
     def field_names(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.cls)}
+
+    def takes(self, key: str, *, bare: bool) -> bool:
+        return key in self.field_names and (not bare or self.bare is None or key in self.bare)
 
 
 def apply_overrides(
@@ -248,7 +253,7 @@ def apply_overrides(
             targets = [by_name[section_name]] if section_name in by_name else []
         else:
             targets = sections
-        targets = [s for s in targets if field_name in s.field_names]
+        targets = [s for s in targets if s.takes(field_name, bare=not dot)]
         if not targets and strict:
             valid = sorted(f"{s.name}.{f}" for s in sections for f in s.field_names)
             raise ConfigError(f"unknown --set key '{key}'; valid keys: {', '.join(valid)}")

@@ -257,11 +257,13 @@ def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Pa
                                                tiny_text_model: Path) -> None:
     """``taskmem-bench run --task egotempo_stream --policy blind`` with the paper reader and
     the judge both on a local (tiny, random) model through transformers: every question gets a
-    row, each non-abstained answer a judgment, and the manifest names the judge."""
+    row, each non-abstained answer a judgment, and the manifest names the judge and its own
+    decoding settings."""
     out = tmp_path / "runs"
     assert main(["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
                  f"root={release_root}", "--set", "backend=transformers", "--set",
-                 f"model={tiny_text_model}", "--set", "max_new_tokens=6", "--out", str(out)]) == 0
+                 f"model={tiny_text_model}", "--set", "max_new_tokens=6", "--set",
+                 "judge.max_new_tokens=5", "--set", "temperature=0.5", "--out", str(out)]) == 0
     run_dir = out / "egotempo_stream" / "blind"
     rows = pl.read_parquet(run_dir / "rows.parquet")
     assert rows.height == 6 and rows["failure"].is_null().all()
@@ -272,6 +274,9 @@ def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Pa
     assert judged_rows["judge_output"].is_not_null().all()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["judge"]["config"]["model"] == str(tiny_text_model)
+    # bare keys reach the judge only for where its model is; its decoding needs ``judge.``
+    assert (manifest["reader"]["config"]["temperature"], manifest["judge"]["config"]["temperature"],
+            manifest["judge"]["config"]["max_new_tokens"]) == (0.5, 0.0, 5)
     assert manifest["judge"]["model"] == manifest["reader"]["model"]  # same files, same identity
 
 
