@@ -5,7 +5,9 @@ first and per-row work last,
 
 1. its manifest has every field the leaderboard needs, with the right types, and printable
    names (no control or bidi characters);
-2. it is *known* to this package version: the task is a shipped task and its config is the
+2. it is *known* to this package version and verifiable here: the dataset is synthetic (no
+   copy of a real release is at hand to check questions against, so real-dataset runs are not
+   ranked), the task is a shipped task without an oracle-localised memory view, its config is the
    shipped one (the reader and the allowed side channels may differ: they define tracks), the
    task hash matches the config, and the dataset revision is what this package's adapter
    reports for the task's dataset config (``DatasetAdapter.revision``, no data read); a policy
@@ -17,10 +19,9 @@ first and per-row work last,
    intervals, counts, per-category scores, failures), the memory totals match the log, and
    the video hours are the dataset's (or at least the streams' last ask times without a plan);
 5. re-scoring every row's raw reader output with ``scoring.verdict.judge_choice`` (open
-   answers: ``judge_open`` over the judge's recorded reply, parsed again) gives the row's parsed
-   answer and verdict (failed rows have no output and count as wrong), and the task's scoring
-   variants give the row's ``variants``; tasks with an oracle-localised memory view
-   (``egolife_paper``) are not ranked;
+   answers: ``judge_open`` over the judge's recorded reply, parsed again, not re-judged)
+   gives the row's parsed answer and verdict (failed rows have no output and count as wrong),
+   and the task's scoring variants give the row's ``variants``;
 6. every row's memory snapshot is the prefix of its stream's memory log written by the ask
    time, with the stated digest, token and character counts;
 7. where the reader is registered, deterministic and the installed version and prompt, re-running
@@ -28,8 +29,10 @@ first and per-row work last,
    must use such a reader.
 
 What it cannot check: that the memory log is what the named policy writes (the policy is not
-re-run; only the blind control's log is known: it must be empty), and, for readers that are not deterministic or not installed, that the reader produced
-the raw outputs; for datasets without a plan, that the questions and golds are the dataset's.
+re-run; only the blind control's log is known: it must be empty), and, for readers that are not
+deterministic or not installed, that the reader produced the raw outputs; for datasets without
+a plan, that the questions and golds are the dataset's; that an LLM judge wrote the judge
+replies it records.
 """
 
 from __future__ import annotations
@@ -398,7 +401,16 @@ def _rescore(row: Mapping[str, Any], scoring: DatasetScoring) -> None:
     if row["raw_output"] is None:
         raise Rejected(f"question {qid} has neither a reader output nor a failure reason")
     if row["answer_format"] == "open":
-        verdict = judge_open(row["raw_output"], ABSTAIN_TEXT, _judgment(row))
+        judgment = _judgment(row)
+        try:
+            verdict = judge_open(row["raw_output"], ABSTAIN_TEXT, judgment)
+        except ValueError:
+            raise Rejected(f"question {qid}: an open answer with neither a judge reply nor a "
+                           "judge error") from None
+        score = judgment.score if judgment is not None else None
+        if row["judge_score"] != score:
+            raise Rejected(f"question {qid}: judge_score {show(row['judge_score'])} is not the "
+                           f"score in its judge reply ({score})")
     else:
         verdict = judge_choice(row["raw_output"], options, row["gold"])
     for field in ("parsed", "correct", "abstained", "parse_failed"):
@@ -413,7 +425,8 @@ def _rescore(row: Mapping[str, Any], scoring: DatasetScoring) -> None:
 
 
 def _judgment(row: Mapping[str, Any]) -> Judgment | None:
-    """The judgment an open row records: its judge reply parsed again, or the failed call."""
+    """The judgment an open row records: its judge reply parsed again (re-parsed, not
+    re-judged: the judge model is not called), or the failed call."""
     if row["judge_output"] is None:
         return Judgment("judge_error", None, None, None) if row["extraction"] == "judge_error" else None
     parsed = parse_judgment(row["judge_output"])

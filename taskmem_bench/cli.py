@@ -170,7 +170,19 @@ def _run(args: argparse.Namespace) -> int:
             f"questions by reason: {s['failures']}. Full tracebacks: parts/*.failure.json and the "
             f"rows' `error` column; `--resume` retries failed streams."
         )
-    return 1 if failed else 0
+    misjudged = [(o, n) for o in outcomes if (n := _judge_errors(o.summary))]
+    for outcome, n in misjudged:
+        err.print(
+            f"[bold red]judge errors[/] in {outcome.run_dir}: {n} answers could not be judged "
+            "(counted wrong; the rows' `error` column says why); `--resume` judges their streams "
+            "again."
+        )
+    return 1 if failed or misjudged else 0
+
+
+def _judge_errors(summary: dict[str, Any]) -> int:
+    variants = (summary.get("scoring") or {}).get("variants") or {}
+    return (variants.get("llm_judge") or {}).get("judge_error", 0)
 
 
 def _check_override_keys(

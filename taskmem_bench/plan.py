@@ -142,19 +142,19 @@ def overridable_sections(
 ) -> list[Overridable]:
     """The settings sections ``--set`` can reach for this task, policy and reader choice."""
     reader_cls = load_reader(reader or task.reader)
-    # a bare key reaches the judge only where it says which model to use (``--set model=``
-    # serves reader and judge alike); its decoding changes only with ``judge.``, so that
-    # ``--set temperature=0.7`` for the policy never makes the judge sample
-    where = frozenset(f.name for f in dataclasses.fields(BackendSettings))
+    # no bare key reaches the judge: ``--set model=`` meant for the reader must not make the
+    # reader its own judge, nor ``--set temperature=`` make the judge sample
     judged = get_scoring(task.scoring).judged
-    judge = [Overridable("judge", JudgeConfig, {}, bare=where)] if judged else []
+    judge = [Overridable("judge", JudgeConfig, {}, bare=frozenset())] if judged else []
     return [
         Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
         Overridable("stream", StreamSettings, _as_dict(task.stream)),
         Overridable("side_channels", SideChannels, _as_dict(task.side_channels)),
         Overridable("memory", MemoryBudget, _as_dict(task.memory)),
         Overridable("policy", policy_cls.Config, {}),
-        Overridable("reader", reader_cls.Config, dict(task.reader_args) if reader is None else {}),
+        # the task's reader settings (egolife_paper's 3 samples) hold while its reader is used
+        Overridable("reader", reader_cls.Config,
+                    dict(task.reader_args) if reader in (None, task.reader) else {}),
         Overridable("run", RunSettings, {}),
         *judge,
     ]
@@ -188,11 +188,11 @@ def build_plan(
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     judge_config = resolved.get("judge")
-    if judge_config is not None and judge_config.model is None:
+    if judge_config is not None and not judge_config.model:
         raise ConfigError(
             f"task {task.name} has open answers, scored by an LLM judge: name its model with "
             "--set judge.model=PATH_OR_NAME (with --set judge.backend=openai --set "
-            "judge.base_url=URL for a served model); a bare --set model=... reaches it too"
+            "judge.base_url=URL for a served model); judge settings are only set as judge.*"
         )
     return RunPlan(
         task=task,

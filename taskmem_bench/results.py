@@ -211,6 +211,14 @@ class RunDir:
         suffix = "failed.parquet" if failure is not None else "parquet"
         write_parquet(self.parts / f"{index:06d}.{suffix}", rows_frame(rows))
 
+    def misjudged(self, index: int) -> bool:
+        """A finished stream with answers the judge failed on: a resumed run runs it again."""
+        part = self.parts / f"{index:06d}.parquet"
+        if not part.exists():
+            return False
+        return bool(pl.read_parquet(part, columns=["extraction"])["extraction"]
+                    .eq("judge_error").any())
+
     def stream_failures(self) -> list[dict[str, str]]:
         """Why each failed stream failed (the last line of its traceback; the full one is in
         ``parts/NNNNNN.failure.json``)."""

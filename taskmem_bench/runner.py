@@ -175,7 +175,8 @@ class StreamingRunner:
     def run(self, manifest: dict[str, Any], *, resume: bool = False) -> RunOutcome:
         started = time.perf_counter()
         finished = self.run_dir.open(manifest, resume=resume)
-        kept = {i for i, failed in finished.items() if not failed}
+        kept = {i for i, failed in finished.items()
+                if not failed and not self.run_dir.misjudged(i)}
         queue = deque(
             (i, episode) for i, episode in enumerate(self.episodes) if i not in kept
         )
@@ -201,7 +202,8 @@ class StreamingRunner:
         """What each loaded backend reports about its model (resolved dtype and device, file
         hashes, adapters), as loaded by this invocation; policies that never loaded a model
         record nothing."""
-        configs = {"policy": self.plan.policy_config, "reader": self.plan.reader_config}
+        configs = {"policy": self.plan.policy_config, "reader": self.plan.reader_config,
+                   "judge": self.judge.config if self.judge is not None else None}
         loaded = {
             role: backend.describe()
             for role, config in configs.items()
@@ -338,7 +340,7 @@ class StreamingRunner:
         judgments: list[Judgment | None] = [None] * len(outputs)
         if items:
             began = time.perf_counter()
-            for i, judgment in zip(wanted, self.judge.judge(items), strict=True):
+            for i, judgment in zip(wanted, _judge_isolating(self.judge, items), strict=True):
                 judgments[i] = judgment
             self.timing.judge_s += time.perf_counter() - began
         return judgments
@@ -534,6 +536,19 @@ def _call_isolating(
         except Exception as exc:
             results.append(exc)
     return results
+
+
+def _judge_isolating(judge: LLMJudge, items: list[JudgeItem]) -> list[Judgment]:
+    """The judge's judgments; a judge that raises or miscounts (``LLMJudge`` does neither, a
+    substituted one might) gives ``judge_error`` judgments instead of stopping the run."""
+    try:
+        judgments = judge.judge(items)
+        if len(judgments) != len(items):
+            raise TypeError(f"judge() returned {len(judgments)} judgments for {len(items)} items")
+        return list(judgments)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        return [Judgment("judge_error", None, None, None, error=error) for _ in items]
 
 
 def _format(exc: BaseException) -> str:

@@ -241,13 +241,14 @@ def apply_overrides(
     """Apply ``--set`` pairs to the sections; returns each section's validated dataclass.
 
     A bare key goes to every section that has a field of that name (``model`` reaches both the
-    policy and the reader); ``section.key`` reaches one. A key no section has is an error that
-    lists the valid keys, unless ``strict`` is off (the caller checked keys across several
-    plans, e.g. a key only one of several policies has).
+    policy and the reader); ``section.key`` reaches one, and wins over a bare key whatever
+    their order. A key no section has is an error that lists the valid keys, unless ``strict``
+    is off (the caller checked keys across several plans, e.g. a key only one of several
+    policies has).
     """
     sections = list(sections)
     by_name = {s.name: s for s in sections}
-    for key, value in overrides:
+    for key, value in sorted(overrides, key=lambda pair: "." in pair[0]):  # bare keys first
         section_name, dot, field_name = key.rpartition(".")
         if dot:
             targets = [by_name[section_name]] if section_name in by_name else []

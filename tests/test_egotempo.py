@@ -187,21 +187,32 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     """The whole EgoTempo path over real HTTP: abstention and an empty answer never reach the
     judge; judged answers are as correct as the judge says; an unparseable judgment and, in a
-    second run, an unreachable judge count as wrong and are counted, never dropped."""
+    second run, an unreachable judge count as wrong and are counted, never dropped, and a
+    resume once the judge is back judges those streams again."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        judge_port = sock.getsockname()[1]  # free now; the judge server comes up here later
     with ChatServer(ScriptedChat()) as server:
-        served = ["--set", "backend=openai", "--set", "model=hosted", "--set",
-                  f"base_url={server.url}", "--set", f"response_cache_dir={tmp_path / 'cache'}",
-                  "--set", "max_retries=0"]
-        base = ["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
-                f"root={release_root}", *served]
-        assert main([*base, "--out", str(tmp_path / "ok")]) == 0
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-        # (a fresh response cache: the first run's judgments are cached by request body)
-        assert main([*base, "--set", f"judge.base_url={closed}", "--set",
-                     f"judge.response_cache_dir={tmp_path / 'cache2'}", "--out",
-                     str(tmp_path / "down")]) == 0
+        def run(name: str, judge_url: str, *more: str) -> int:
+            return main(["run", "--task", "egotempo_stream", "--policy", "blind",
+                         "--set", f"root={release_root}", "--set", "backend=openai",
+                         "--set", "model=hosted", "--set", f"base_url={server.url}",
+                         "--set", f"response_cache_dir={tmp_path / name / 'cache'}",
+                         "--set", "judge.backend=openai", "--set", "judge.model=hosted",
+                         "--set", f"judge.base_url={judge_url}", "--set", "judge.max_retries=0",
+                         "--set", f"judge.response_cache_dir={tmp_path / name / 'judge-cache'}",
+                         "--out", str(tmp_path / name), *more])
+
+        assert run("ok", server.url) == 0
+        down_url = f"http://127.0.0.1:{judge_port}/v1"
+        capsys.readouterr()
+        assert run("down", down_url) == 1  # judge errors make the run exit 1, saying so
+        assert "4 answers could not be judged" in " ".join(capsys.readouterr().err.split())
+        down_dir = tmp_path / "down" / "egotempo_stream" / "blind"
+        down = pl.read_parquet(down_dir / "rows.parquet")
+        down_summary = json.loads((down_dir / "summary.json").read_text())
+        with ChatServer(ScriptedChat(), port=judge_port):
+            assert run("down", down_url, "--resume") == 0
     run_dir = tmp_path / "ok" / "egotempo_stream" / "blind"
     rows = pl.read_parquet(run_dir / "rows.parquet").sort("question_id")
     by_q = {r["question"]: r for r in rows.iter_rows(named=True)}
@@ -237,20 +248,22 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
     assert manifest["judge"]["model"] == {"backend": "openai", "model": "hosted"}
     for row in rows.iter_rows(named=True):  # the leaderboard's re-scoring agrees with each row
         rescore(row, get_scoring("egotempo"))
-    tampered = dict(by_q["How many times does the person stir?"],
-                    judge_output='{"pred": "correct", "score": 5}')
-    with pytest.raises(Rejected, match="correct"):
+    wrong = by_q["How many times does the person stir?"]
+    tampered = dict(wrong, judge_output='{"pred": "correct", "score": 5}', judge_score=5)
+    with pytest.raises(Rejected, match="the row says correct = False"):
         rescore(tampered, get_scoring("egotempo"))
+    with pytest.raises(Rejected, match="judge_score 5 is not the score in its judge reply"):
+        rescore(dict(wrong, judge_score=5), get_scoring("egotempo"))
 
-    down = pl.read_parquet(tmp_path / "down" / "egotempo_stream" / "blind" / "rows.parquet")
     assert sorted(down["extraction"]) == sorted(
         ["abstained", "no_answer", "judge_error", "judge_error", "judge_error", "judge_error"])
     assert not down["correct"].any() and down["failure"].is_null().all()
     assert all("Error" in e for e in down.filter(pl.col("extraction") == "judge_error")["error"])
-    down_summary = json.loads((tmp_path / "down" / "egotempo_stream" / "blind" /
-                               "summary.json").read_text())
     assert down_summary["scoring"]["variants"]["llm_judge"]["judge_error"] == 4
     assert down_summary["n"] == 6 and down_summary["acc"] == 0.0
+    resumed = pl.read_parquet(down_dir / "rows.parquet").sort("question_id")
+    assert resumed.select("question_id", "extraction", "correct").equals(
+        rows.select("question_id", "extraction", "correct"))
 
 
 def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Path,
@@ -263,7 +276,9 @@ def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Pa
     assert main(["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
                  f"root={release_root}", "--set", "backend=transformers", "--set",
                  f"model={tiny_text_model}", "--set", "max_new_tokens=6", "--set",
-                 "judge.max_new_tokens=5", "--set", "temperature=0.5", "--out", str(out)]) == 0
+                 "temperature=0.5", "--set", "judge.backend=transformers", "--set",
+                 f"judge.model={tiny_text_model}", "--set", "judge.max_new_tokens=5",
+                 "--out", str(out)]) == 0
     run_dir = out / "egotempo_stream" / "blind"
     rows = pl.read_parquet(run_dir / "rows.parquet")
     assert rows.height == 6 and rows["failure"].is_null().all()
@@ -274,7 +289,7 @@ def test_blind_run_with_a_tiny_reader_and_judge(release_root: Path, tmp_path: Pa
     assert judged_rows["judge_output"].is_not_null().all()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["judge"]["config"]["model"] == str(tiny_text_model)
-    # bare keys reach the judge only for where its model is; its decoding needs ``judge.``
+    # no bare key reaches the judge: it is configured as judge.* only
     assert (manifest["reader"]["config"]["temperature"], manifest["judge"]["config"]["temperature"],
             manifest["judge"]["config"]["max_new_tokens"]) == (0.5, 0.0, 5)
     assert manifest["judge"]["model"] == manifest["reader"]["model"]  # same files, same identity

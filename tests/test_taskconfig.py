@@ -63,3 +63,35 @@ def test_bad_override_values_name_the_field() -> None:
         build_plan(load_task("mini"), "oracle", overrides=[parse_override("order=random")])
     with pytest.raises(ConfigError, match="unknown --set key 'policy.nope'"):
         build_plan(load_task("mini"), "oracle", overrides=[parse_override("policy.nope=1")])
+
+
+def test_a_qualified_key_wins_over_a_bare_one_in_any_order() -> None:
+    for pairs in (["model=/m/any", "reader.model=/m/reader"],
+                  ["reader.model=/m/reader", "model=/m/any"]):
+        plan = build_plan(load_task("mini"), "caption", reader="paper",
+                          overrides=[parse_override(p) for p in pairs])
+        assert (plan.policy_config.model, plan.reader_config.model) == ("/m/any", "/m/reader")
+
+
+def test_the_judge_is_set_only_through_judge_keys() -> None:
+    """A bare key meant for the reader never configures the judge (no silent self-judging, no
+    sampling judge); the judge's model must be named."""
+    task = load_task("egotempo_stream")
+    bare = [parse_override(p) for p in ("model=/m/reader", "temperature=0.7")]
+    with pytest.raises(ConfigError, match="--set judge.model"):
+        build_plan(task, "blind", overrides=bare)
+    with pytest.raises(ConfigError, match="--set judge.model"):
+        build_plan(task, "blind", overrides=[*bare, parse_override("judge.model=")])
+    plan = build_plan(task, "blind", overrides=[*bare, parse_override("judge.model=/m/judge")])
+    assert (plan.judge_config.model, plan.judge_config.temperature) == ("/m/judge", 0.0)
+    assert (plan.reader_config.model, plan.reader_config.temperature) == ("/m/reader", 0.7)
+    assert build_plan(load_task("mini"), "blind").judge_config is None
+
+
+def test_egolife_paper_keeps_its_three_samples_with_its_own_reader() -> None:
+    task = load_task("egolife_paper")
+    assert (task.memory_view, task.scoring) == ("paper_window", "egolife")
+    for reader in (None, "paper"):
+        config = build_plan(task, "blind", reader=reader).reader_config
+        assert (config.samples, config.temperature) == (3, 0.7)
+    assert build_plan(task, "blind", reader="retrieval").reader_config.samples == 1

@@ -10,9 +10,12 @@ are decided by the caller before the judge and never reach it.
   run records it (:meth:`LLMJudge.describe`: model identity and :func:`prompt_hash`).
 * Decoding is greedy by default, and each item's seed comes from a hash of its own question,
   gold and answer, so a verdict never depends on which items shared its batch.
-* A judge call that fails is never dropped and never raises: every item of the failed batch
-  becomes a ``judge_error`` judgment (counted wrong, with the error kept for the report); a
-  reply that holds no valid verdict is ``unparseable`` (also wrong, with the reply kept).
+* A judge call that fails is never dropped and never raises: a failed batch is asked again
+  item by item, and each item that still fails becomes a ``judge_error`` judgment (counted
+  wrong, with the error kept for the report; ``--resume`` judges its stream again); a reply
+  that holds no valid verdict is ``unparseable`` (also wrong, with the reply kept).
+* ``max_new_tokens`` (256) suits a judge that answers directly; a thinking judge needs room to
+  close its ``</think>``, or its judgments are ``unparseable``: raise ``judge.max_new_tokens``.
 """
 
 from __future__ import annotations
@@ -159,6 +162,18 @@ def _verdict(found: dict[str, Any]) -> tuple[str, int] | None:
     return pred, int(score)
 
 
+def _judgment(reply: str | Exception) -> Judgment:
+    if isinstance(reply, Exception):
+        first = (str(reply).strip().splitlines() or [""])[0]
+        error = f"{type(reply).__name__}: {first}" if first else type(reply).__name__
+        return Judgment("judge_error", None, None, None, error=error)
+    verdict = parse_judgment(reply)
+    if verdict is None:
+        return Judgment("unparseable", None, None, reply)
+    pred, score = verdict
+    return Judgment("judged", pred, score, reply)  # type: ignore[arg-type]
+
+
 def prompt_hash() -> str:
     """sha256[:16] of the texts that decide verdicts: the system prompt and the template."""
     text = f"[system]\n{JUDGE_SYSTEM}\n\n[template]\n{JUDGE_TEMPLATE}"
@@ -198,24 +213,24 @@ class LLMJudge:
             )
             for item in items
         ]
-        # a failed judge call (loading included) is reported per item, never raised
+        replies = self._generate(requests)
+        if len(requests) > 1 and any(isinstance(r, Exception) for r in replies):
+            # one bad request sinks a batch (the openai client raises on it): ask each item
+            # alone so only the items that fail on their own are lost (replies cached so far
+            # are not asked for again)
+            replies = [self._generate([request])[0] for request in requests]
+        return [_judgment(reply) for reply in replies]
+
+    def _generate(self, requests: list[ChatRequest]) -> list[str | Exception]:
+        """The replies, or the exception in every place when the call fails (loading
+        included): a failed judge call is reported per item, never raised."""
         try:
             generations = get_backend(self.config).generate(requests)
             if len(generations) != len(requests):
                 raise RuntimeError(f"{len(generations)} replies for {len(requests)} requests")
         except Exception as err:  # noqa: BLE001
-            first = (str(err).strip().splitlines() or [""])[0]
-            error = f"{type(err).__name__}: {first}" if first else type(err).__name__
-            return [Judgment("judge_error", None, None, None, error=error) for _ in items]
-        out = []
-        for generation in generations:
-            verdict = parse_judgment(generation.text)
-            if verdict is None:
-                out.append(Judgment("unparseable", None, None, generation.text))
-            else:
-                pred, score = verdict
-                out.append(Judgment("judged", pred, score, generation.text))
-        return out
+            return [err] * len(requests)
+        return [g.text for g in generations]
 
     def describe(self) -> dict[str, Any]:
         return {
