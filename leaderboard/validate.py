@@ -62,7 +62,7 @@ from taskmem_bench.readers import load_reader
 from taskmem_bench.results import summarize
 from taskmem_bench.schema import ANSWER_LABELS
 from taskmem_bench.scoring.anls import ABSTAIN_TEXT
-from taskmem_bench.scoring.judge import Judgment, parse_judgment
+from taskmem_bench.scoring.judge import Judgment, judgment_of
 from taskmem_bench.scoring.metrics import Scores, score_rows
 from taskmem_bench.scoring.variants import VERDICT_BY, DatasetScoring, get_scoring
 from taskmem_bench.scoring.verdict import judge_choice, judge_open
@@ -427,12 +427,9 @@ def _rescore(row: Mapping[str, Any], scoring: DatasetScoring) -> None:
 def _judgment(row: Mapping[str, Any]) -> Judgment | None:
     """The judgment an open row records: its judge reply parsed again (re-parsed, not
     re-judged: the judge model is not called), or the failed call."""
-    if row["judge_output"] is None:
-        return Judgment("judge_error", None, None, None) if row["extraction"] == "judge_error" else None
-    parsed = parse_judgment(row["judge_output"])
-    if parsed is None:
-        return Judgment("unparseable", None, None, row["judge_output"])
-    return Judgment("judged", parsed[0], parsed[1], row["judge_output"])  # type: ignore[arg-type]
+    if row["judge_output"] is not None:
+        return judgment_of(row["judge_output"])
+    return Judgment("judge_error", None, None, None) if row["extraction"] == "judge_error" else None
 
 
 def _options(text: str | None) -> list[str] | None:

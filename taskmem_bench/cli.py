@@ -193,7 +193,7 @@ def _check_override_keys(
     for name in policies:
         for section in overridable_sections(task, load_policy(name), reader):
             valid |= {f"{section.name}.{f}" for f in section.field_names}
-            valid |= section.field_names
+            valid |= {f for f in section.field_names if section.takes(f, bare=True)}
     unknown = [key for key, _ in overrides if key not in valid]
     if unknown:
         keys = sorted(k for k in valid if "." in k)

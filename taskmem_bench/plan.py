@@ -145,7 +145,7 @@ def overridable_sections(
     # no bare key reaches the judge: ``--set model=`` meant for the reader must not make the
     # reader its own judge, nor ``--set temperature=`` make the judge sample
     judged = get_scoring(task.scoring).judged
-    judge = [Overridable("judge", JudgeConfig, {}, bare=frozenset())] if judged else []
+    judge = [Overridable("judge", JudgeConfig, {}, bare_keys=False)] if judged else []
     return [
         Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
         Overridable("stream", StreamSettings, _as_dict(task.stream)),

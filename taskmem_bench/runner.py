@@ -35,7 +35,7 @@ from taskmem_bench.policy import Policy
 from taskmem_bench.readers import Reader, ReaderInput, ReaderOutput
 from taskmem_bench.results import QuestionRow, RunDir, summarize, write_json, write_parquet
 from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
-from taskmem_bench.scoring.judge import JudgeItem, Judgment, LLMJudge
+from taskmem_bench.scoring.judge import JudgeItem, Judgment, LLMJudge, judgment_of
 from taskmem_bench.scoring.variants import VERDICT_BY, get_scoring
 from taskmem_bench.scoring.verdict import judge_choice, judge_open, open_reply
 from taskmem_bench.taskconfig import ConfigError
@@ -547,8 +547,7 @@ def _judge_isolating(judge: LLMJudge, items: list[JudgeItem]) -> list[Judgment]:
             raise TypeError(f"judge() returned {len(judgments)} judgments for {len(items)} items")
         return list(judgments)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-        return [Judgment("judge_error", None, None, None, error=error) for _ in items]
+        return [judgment_of(exc) for _ in items]
 
 
 def _format(exc: BaseException) -> str:

@@ -224,15 +224,15 @@ class Overridable:
     name: str
     cls: type
     values: dict[str, Any]
-    bare: frozenset[str] | None = None
-    """The fields a bare ``--set key=`` reaches (None: all); the rest need ``name.key``."""
+    bare_keys: bool = True
+    """Whether a bare ``--set key=`` reaches this section; if not, only ``name.key`` does."""
 
     @property
     def field_names(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.cls)}
 
     def takes(self, key: str, *, bare: bool) -> bool:
-        return key in self.field_names and (not bare or self.bare is None or key in self.bare)
+        return key in self.field_names and (self.bare_keys or not bare)
 
 
 def apply_overrides(

@@ -146,6 +146,11 @@ def test_open_answers_need_a_judge(release: DatasetRelease, tmp_path: Path,
     assert main(["run", "--task", "egotempo_stream", "--policy", "blind", "--set",
                  "root=/nowhere", "--out", str(tmp_path)]) == 2
     assert "--set judge.model" in capsys.readouterr().err
+    # a bare key only the judge has reaches nothing, so it is refused, with several policies too
+    assert main(["run", "--task", "egotempo_stream", "--policy", "blind,subtitles", "--reader",
+                 "cpu", "--set", "max_new_tokens=5", "--set", "root=/nowhere", "--out",
+                 str(tmp_path)]) == 2
+    assert "unknown --set key 'max_new_tokens'" in capsys.readouterr().err
 
 
 class ScriptedChat(Backend):

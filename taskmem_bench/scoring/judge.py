@@ -162,7 +162,9 @@ def _verdict(found: dict[str, Any]) -> tuple[str, int] | None:
     return pred, int(score)
 
 
-def _judgment(reply: str | Exception) -> Judgment:
+def judgment_of(reply: str | Exception) -> Judgment:
+    """The judgment a judge reply gives (``judged`` or ``unparseable``), or a failed call's
+    (``judge_error``, the exception's type and first line kept)."""
     if isinstance(reply, Exception):
         first = (str(reply).strip().splitlines() or [""])[0]
         error = f"{type(reply).__name__}: {first}" if first else type(reply).__name__
@@ -219,7 +221,7 @@ class LLMJudge:
             # alone so only the items that fail on their own are lost (replies cached so far
             # are not asked for again)
             replies = [self._generate([request])[0] for request in requests]
-        return [_judgment(reply) for reply in replies]
+        return [judgment_of(reply) for reply in replies]
 
     def _generate(self, requests: list[ChatRequest]) -> list[str | Exception]:
         """The replies, or the exception in every place when the call fails (loading
