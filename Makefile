@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/taskmem-bench run --task mini --policy blind,oracle
+	$(BIN)/taskmem-bench run --task mini --policy blind,oracle,oracle-priority,taskmem
 
 # Installs Chromium and chromedriver from Debian's packages when missing and this is a root
 # machine with apt-get; otherwise says why the browser tests will skip (they fail under CI=true).

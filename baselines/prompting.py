@@ -21,6 +21,7 @@ import numpy as np
 from taskmem_bench.backends import (
     BackendSettings,
     ChatRequest,
+    Generation,
     Message,
     Sampling,
     TextPart,
@@ -73,6 +74,10 @@ class ModelPolicy(Policy):
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[str]:
         """The answers (text after ``</think>``) to all requests, from one backend call."""
+        return [g.answer for g in self.generations(requests)]
+
+    def generations(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        """The whole completions (thinking included) of all requests, from one backend call."""
         if not requests:
             return []
         generations = get_backend(self.config).generate(list(requests))
@@ -80,7 +85,7 @@ class ModelPolicy(Policy):
             raise RuntimeError(
                 f"backend returned {len(generations)} generations for {len(requests)} requests"
             )
-        return [g.answer for g in generations]
+        return generations
 
     def sampling(self, clip: Clip, purpose: str) -> Sampling:
         return Sampling(
@@ -150,13 +155,9 @@ def side_text(events: Sequence[TextEvent]) -> str:
     return SIDE_TEXT_PROMPT.format(lines="\n".join(lines)) if lines else ""
 
 
-def channel_lines(events: Sequence[TextEvent], channels: Sequence[str] | None = None) -> list[str]:
-    """``[channel] text`` per event, keeping only ``channels`` (all when None)."""
-    return [
-        f"[{e.channel}] {e.text.strip()}"
-        for e in events
-        if (channels is None or e.channel in channels) and e.text.strip()
-    ]
+def channel_lines(events: Sequence[TextEvent]) -> list[str]:
+    """``[channel] text`` per non-empty event: a model prompt names where each line came from."""
+    return [f"[{e.channel}] {e.text.strip()}" for e in events if e.text.strip()]
 
 
 def join(*blocks: str) -> str:

@@ -16,9 +16,9 @@ Reading treats the archive as hostile: it is never extracted to disk; members ar
 memory one by one from a size-capped stream, only the names above are accepted and only as
 regular files (so no links and no paths at all, let alone absolute or ``..`` ones); each member
 and the whole has a size cap; nothing but zero padding may follow the archive's end; JSON is
-parsed with ``json`` (finite numbers only) and Parquet with polars, with row counts and decoded
-text sizes checked before a table is decoded (``parquet.read_table``), so nothing in a bundle is
-ever executed or unpickled and a small bundle cannot make validation slow.
+parsed with ``json`` (finite numbers and 64-bit integers only) and Parquet with polars, with row
+counts and decoded text sizes checked before a table is decoded (``parquet.read_table``), so
+nothing in a bundle is ever executed or unpickled and a small bundle cannot make validation slow.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from urllib.parse import urlsplit
 import polars as pl
 
 import taskmem_bench
+from leaderboard.errors import shown_name
 from leaderboard.parquet import KiB, MiB, TableCaps, TableError, read_table
 from taskmem_bench.results import ROW_SCHEMA, RunDir, write_atomic
+from taskmem_bench.taskconfig import INT64_RANGE
 
 BUNDLE_SCHEMA = 1
 HEADER, MANIFEST, SUMMARY, ROWS, MEMORY, CHECKSUMS = (
@@ -100,7 +102,7 @@ class Bundle:
     """A bundle read back and checked for form (schema, checksums), not yet for truth."""
 
     source: str
-    """The archive's file name, for messages."""
+    """The archive's file name, for messages (``errors.shown_name``: control characters escaped)."""
     digest: str
     """sha256 of SHA256SUMS, which pins every other member: the bundle's identity."""
     header: Mapping[str, Any]
@@ -234,7 +236,7 @@ def read_bundle(path: Path, limits: Limits = LIMITS) -> Bundle:
             raise BundleError("policy_link in bundle.json must be a string or null")
         check_link(link)
     return Bundle(
-        source=path.name,
+        source=shown_name(path.name),
         digest=hashlib.sha256(members[CHECKSUMS]).hexdigest(),
         header=header,
         manifest=_json(members, MANIFEST),
@@ -335,10 +337,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _OutOfRange(ValueError):
+    """A JSON integer no 64-bit column holds."""
+
+
+def _int64(text: str) -> int:
+    """A JSON integer, refusing one outside ``INT64_RANGE``: the runner writes none, and the
+    site's tables hold them in 64-bit columns, where a larger one would stop the build."""
+    value = int(text)
+    if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+        raise _OutOfRange(f"the integer {text[:40]} is outside the signed 64-bit range")
+    return value
+
+
 def _json(members: Mapping[str, bytes], name: str) -> dict[str, Any]:
     try:
         value = json.loads(members[name].decode("utf-8"), parse_constant=_reject_constant,
-                           parse_float=_finite_float)
+                           parse_float=_finite_float, parse_int=_int64)
+    except _OutOfRange as exc:
+        raise BundleError(f"{name}: {exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{name} is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(value, dict):

@@ -8,7 +8,7 @@ with the path of its first bad field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +41,23 @@ class _PluginView(_View):
     cls: str = Field(alias="class")
     version: str
     config: dict[str, Any]
+    model: ModelView | None = None  # absent for components that use no model
+
+
+class ModelView(_View):
+    """A model's identity (``backends.identity.model_identity``): typed where the site shows
+    it; the rest (file hashes, weight sizes, a LoRA) is kept, as it pins the model too."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    backend: str
+    model: str | None
+    hub_revision: str | None = None
+    files: dict[str, str] | None = None
+    """The definition files' sha256 of a local model folder; absent for other models."""
+
+
+class GitView(_View):
+    commit: str | None = None
 
 
 class PolicyView(_PluginView):
@@ -65,9 +82,10 @@ class ManifestView(_View):
     policy: PolicyView
     reader: ReaderView
     seed: int
-    limit: int | None
+    limit: Annotated[int, Field(ge=1)] | None
     side_channels: SideChannelsView
     created_at: str
+    git: GitView | None = None
 
 
 class ManifestError(ValueError):

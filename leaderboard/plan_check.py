@@ -7,13 +7,14 @@ benchmark's. When the dataset adapter can list its questions cheaply
 no question given a stream of its own (which would narrow the clustered intervals), no faked
 limit. The plan's stream durations also fix the video hours that memory per hour divides by.
 Without a plan only the counts are checked, and the hours are bounded below by the last ask
-time of each stream.
+time of each stream. A run's ``--limit`` is normalised to the streams it covers (``Coverage``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -36,17 +37,49 @@ HOURS_ROUNDING = 5e-5
 """The runner rounds video hours to 4 decimals."""
 
 
-def planned_streams(m: ManifestView) -> list[PlannedStream] | None:
-    """The streams the run should have covered: the first ``limit`` of the split, or None when
-    the adapter cannot list them."""
+@dataclass(frozen=True)
+class Coverage:
+    """How much of its benchmark a run covers. The leaderboard uses this, not the run's
+    ``--limit``, so a full run is one entry whether it was run with ``--limit 12``, ``--limit
+    1000`` or none."""
+
+    streams: int
+    """The streams the run covers."""
+    of: int | None
+    """The streams the benchmark has; None when the dataset cannot list them."""
+
+    @property
+    def full(self) -> bool:
+        return self.streams == self.of
+
+    @property
+    def limit(self) -> int | None:
+        """The normalised limit: None for a full run, else the number of streams covered."""
+        return None if self.full else self.streams
+
+
+def dataset_split(m: ManifestView) -> list[PlannedStream] | None:
+    """Every stream of the run's dataset split, or None when the adapter cannot list them."""
     adapter = load_adapter(m.dataset.name)()
-    plan = adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
-    return None if plan is None else plan[: m.limit] if m.limit else plan
+    return adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
 
 
-def check_streams(bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream] | None) -> None:
+def within_limit(split: Sequence[PlannedStream] | None, limit: int | None) -> list[PlannedStream] | None:
+    """The streams the run should have covered: the first ``limit`` of the split."""
+    return None if split is None else list(split[:limit])
+
+
+def coverage(m: ManifestView, streams: int, split: Sequence[PlannedStream] | None) -> Coverage:
+    """What the run's ``streams`` (checked by ``check_streams``) cover of the split; without a
+    split, a run that stopped short of its limit ran out of streams, so it covers them all."""
+    if split is not None:
+        return Coverage(streams, len(split))
+    return Coverage(streams, streams if m.limit is None or streams < m.limit else None)
+
+
+def check_streams(bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream] | None) -> int:
     """The summary's stream counts agree with the limit, the plan, the rows and the memory log;
-    with a plan, the rows are its questions."""
+    with a plan, the rows are its questions. Returns the number of streams run."""
     streams = bundle.summary.get("streams")
     counts = {k: streams.get(k) if isinstance(streams, Mapping) else None
               for k in ("total", "finished", "failed")}
@@ -68,6 +101,7 @@ def check_streams(bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream]
     if plan is not None:
         _check_memory_streams(bundle.memory, plan)
         _check_rows(bundle.rows, plan)
+    return total
 
 
 def _check_memory_streams(memory: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:

@@ -11,18 +11,23 @@ Layout of the site (all links relative, so it works from any path and from ``fil
     leaderboard.json           the accepted runs' numbers and the rejections, for machines
     static/                    style.css, leaderboard.js
 
-The site is written to a temporary folder and swapped in whole, so a reader never sees a mix
-of two builds and a run whose bundle was removed leaves no page behind.
+The site is written to a staging folder beside it and swapped in by renames: the old site is
+renamed aside, the new one renamed into place, and only then is the old one deleted. A reader
+never sees a mix of two builds, a run whose bundle was removed leaves no page behind, and a
+build killed at any point leaves either site whole (with its marker), never a half-deleted
+one; what it leaves beside it (``.<site>.*``) the next build removes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, metadata
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import taskmem_bench
 from leaderboard import plots, tables
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
+from leaderboard.display import redact_paths
+from leaderboard.errors import shown_name
 from leaderboard.validate import TRACKS, AcceptedRun, Rejection, validate_all
 from taskmem_bench.taskconfig import load_task
 
@@ -40,6 +47,13 @@ MARKER = ".taskmem-leaderboard"
 """Marks a folder as a built site, which the next build may replace."""
 FORMULA_START = r"^[=+\-@\t\r]"
 """Cell starts a spreadsheet treats as a formula."""
+PAPER = {
+    "title": "Task-Focused Memorization for Multimodal Agents",
+    "authors": ("Zou", "He", "Qiu", "Lin", "Li"),
+    "arxiv": "2605.31075",
+    "year": 2026,
+}
+"""The paper the benchmark's protocol comes from, for the citation."""
 
 
 class SiteError(ValueError):
@@ -66,7 +80,7 @@ def collect(results: Path) -> tuple[list[AcceptedRun], list[Rejection]]:
         try:
             bundles.append(read_bundle(path))
         except BundleError as exc:
-            rejected.append(Rejection(path.name, str(exc)))
+            rejected.append(Rejection(shown_name(path.name), str(exc)))
     accepted, more = validate_all(bundles)
     return accepted, sorted(rejected + more, key=lambda r: r.source)
 
@@ -76,17 +90,44 @@ def build_site(results: Path, out: Path) -> BuildResult:
     _check_replaceable(out)
     accepted, rejected = collect(results)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in _leftovers(out):
+        shutil.rmtree(leftover)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         os.chmod(staging, 0o755)  # a site to serve, not mkdtemp's private 0700
         _Writer(staging, accepted, rejected).write_all()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        old = _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old)
     return BuildResult(out, accepted, rejected)
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Staging folders and old sites of ``out`` that a killed build left beside it: named as
+    ``build_site`` names them (``.<name>.`` and ``mkdtemp``'s 8 characters, ``.old`` for an old
+    site), real folders, not links."""
+    pattern = re.compile(re.escape(f".{out.name}.") + r"[a-z0-9_]{8}(\.old)?")
+    return sorted(p for p in out.parent.iterdir()
+                  if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def _swap_in(staging: Path, out: Path) -> Path | None:
+    """Rename ``staging`` to ``out``, the old site first renamed aside; returns where the old
+    site now is, for the caller to delete (None if there was none)."""
+    if not out.exists():
+        os.rename(staging, out)
+        return None
+    old = staging.with_name(staging.name + ".old")
+    os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    return old
 
 
 def _check_replaceable(out: Path) -> None:
@@ -96,6 +137,19 @@ def _check_replaceable(out: Path) -> None:
         raise SiteError(f"{out} is a symbolic link; give the real folder as -o")
     if out.exists() and not (out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))):
         raise SiteError(f"{out} exists and is not a leaderboard site; choose another -o")
+
+
+def project_url() -> str | None:
+    """Where this leaderboard's project lives: the repository a GitHub Actions build runs in,
+    else the package's ``Project-URL`` (``[project.urls]``), else unknown."""
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    if server and repository:
+        return f"{server}/{repository}"
+    try:
+        urls = metadata("taskmem-bench").get_all("Project-URL") or []
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return None
+    return next((url.split(",", 1)[1].strip() for url in urls if "," in url), None)
 
 
 def build_time() -> datetime:
@@ -139,6 +193,8 @@ class _Writer:
             "updated": when.strftime("%Y-%m-%d %H:%M UTC"),
             "year": when.year,
             "n_accepted": len(accepted),
+            "project_url": project_url(),
+            "paper": PAPER,
         }
 
     def write_all(self) -> None:
@@ -148,7 +204,7 @@ class _Writer:
         for item in files("leaderboard").joinpath("static").iterdir():
             (static / item.name).write_bytes(item.read_bytes())
         self._page("index.html", "index.html.j2", root="",
-                   entries=tables.entries(self.accepted), tracks=TRACKS,
+                   entries=tables.entries(self.accepted), groups=tables.GROUPS, tracks=TRACKS,
                    side_options=sorted({r.side_label for r in self.accepted}),
                    n_rejected=len(self.rejected))
         for task in self.benchmarks:
@@ -166,10 +222,7 @@ class _Writer:
         target.write_text(html, encoding="utf-8")
 
     def _benchmark(self, task: str) -> None:
-        runs = sorted(
-            (r for r in self.accepted if r.task == task),
-            key=lambda r: (r.scores.acc is None, -(r.scores.acc or 0.0), r.policy),
-        )
+        runs = sorted((r for r in self.accepted if r.task == task), key=tables.board_order)
         breakdowns = tables.breakdowns(runs)
         delay = next(b for b in breakdowns if b.title == "Evidence delay")
         href = "../runs/{}/index.html".format
@@ -190,7 +243,9 @@ class _Writer:
         self._page(
             f"benchmarks/{task}.html", "benchmark.html.j2", root="../", task=task,
             description=load_task(task).description,
-            runs=[{"run": r, "gain": self.gains.get(r.run_id)} for r in runs],
+            runs=[{"run": r, "gain": self.gains.get(r.run_id), "group": tables.group_of(r),
+                   "models": tables.models(r)} for r in runs],
+            groups=tables.GROUPS,
             breakdowns=breakdowns, memory_plot=memory_plot, delay_plot=delay_plot,
         )
 
@@ -202,8 +257,8 @@ class _Writer:
         exported = run.bundle.header.get("exported_by")
         self._page(
             f"runs/{run.run_id}/index.html", "run.html.j2", root="../../", run=run,
-            gain=self.gains.get(run.run_id),
-            samples=tables.sample(run), manifest=dict(run.bundle.manifest),
+            gain=self.gains.get(run.run_id), models=tables.models(run),
+            samples=tables.sample(run), manifest=redact_paths(dict(run.bundle.manifest)),
             header_package=(f"{exported.get('name')} {exported.get('version')}"
                             if isinstance(exported, dict) else "?"),
         )
@@ -217,8 +272,9 @@ class _Writer:
                     "run_id": r.run_id, "bundle": r.bundle.source, "task": r.task,
                     "policy": r.policy, "policy_version": r.manifest.policy.version,
                     "track": r.track, "reader": r.manifest.reader.name,
-                    "side_channels": list(r.side_channels), "seed": r.manifest.seed,
-                    "limit": r.manifest.limit, "gain": self.gains.get(r.run_id),
+                    "models": tables.models(r), "side_channels": list(r.side_channels),
+                    "seed": r.manifest.seed, "limit": r.coverage.limit,
+                    "streams": r.coverage.streams, "gain": self.gains.get(r.run_id),
                     "tokens_per_hour": r.tokens_per_hour, **r.scores.to_dict(),
                 }
                 for r in self.accepted

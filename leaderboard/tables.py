@@ -1,6 +1,10 @@
 """What the site shows, computed with polars from accepted runs: the main table's entries,
 memory gain over the blind control, per-benchmark breakdowns and question samples.
 
+Entries fall in three groups, shown apart in that order: the ranking (full runs of
+non-control policies), runs of part of a benchmark (``--limit`` short of its streams: not
+comparable with full runs), and the controls (reference points, never ranked).
+
 Everything here is derived from rows the package re-scored (``validate.AcceptedRun``); nothing
 is copied from a bundle's own summary except memory size, which validation checked against the
 bundle's memory log.
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from leaderboard.display import model_label, redact_paths
 from leaderboard.validate import CONTROL, AcceptedRun, memory_logs
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.schema import ANSWER_LABELS
@@ -30,6 +35,26 @@ NO_DELAY = "no evidence span"
 TAG_BREAKDOWNS = {"duration": "Video duration"}
 """Dataset tags (the rows' ``tags`` JSON) that get their own breakdown when present."""
 SAMPLE_SIZE = 16
+RANKED, PARTIAL, CONTROLS = "ranked", "partial", "controls"
+GROUPS = {
+    RANKED: "Ranking",
+    PARTIAL: "Runs of part of a benchmark: not ranked with full runs",
+    CONTROLS: "Controls: reference points, not ranked",
+}
+"""Main-table groups in display order, with their headings."""
+
+
+def group_of(run: AcceptedRun) -> str:
+    """Which ``GROUPS`` the run is shown in."""
+    if run.track == CONTROL:
+        return CONTROLS
+    return RANKED if run.coverage.limit is None else PARTIAL
+
+
+def board_order(run: AcceptedRun) -> tuple[int, bool, float, str]:
+    """A benchmark page's order: by group, then best Acc first."""
+    return (list(GROUPS).index(group_of(run)), run.scores.acc is None, -(run.scores.acc or 0.0),
+            run.policy)
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,7 @@ class Cell:
     run_id: str
     scores: Scores
     gain: float | None
-    """Acc minus the blind control's Acc (same task, reader and stream limit); None without one."""
+    """Acc minus the blind control's Acc (same task, reader and covered streams); None without one."""
     tokens_per_hour: float | None
 
 
@@ -51,10 +76,14 @@ class Entry:
     version: str
     link: str | None
     track: str
+    group: str
     reader: str
+    models: list[str]
+    """The policy's and the reader's model, as ``policy: …`` / ``reader: …``; empty for none."""
     side_channels: str
     seed: int
     limit: int | None
+    """The normalised stream limit: None for full runs, else the streams covered."""
     cells: dict[str, Cell]
     mean_acc: float | None
     """Mean Acc over the benchmarks this entry has runs on."""
@@ -70,17 +99,18 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
             {
                 "run_id": r.run_id, "task": r.task, "policy": r.policy,
                 "version": r.manifest.policy.version, "link": r.bundle.policy_link,
-                "track": r.track, "reader": r.manifest.reader.name, "reader_key": r.reader_key,
-                "side_channels": r.side_label, "seed": r.manifest.seed,
-                "limit": r.manifest.limit, "entry_key": r.entry_key, "acc": r.scores.acc,
-                "tokens_per_hour": r.tokens_per_hour,
+                "track": r.track, "group": group_of(r), "reader": r.manifest.reader.name,
+                "reader_key": r.reader_key, "models": models(r), "side_channels": r.side_label,
+                "seed": r.manifest.seed, "limit": r.coverage.limit, "entry_key": r.entry_key,
+                "acc": r.scores.acc, "tokens_per_hour": r.tokens_per_hour,
             }
             for r in runs
         ],
         schema={
             "run_id": pl.String, "task": pl.String, "policy": pl.String, "version": pl.String,
-            "link": pl.String, "track": pl.String, "reader": pl.String, "reader_key": pl.String,
-            "side_channels": pl.String, "seed": pl.Int64, "limit": pl.Int64,
+            "link": pl.String, "track": pl.String, "group": pl.String, "reader": pl.String,
+            "reader_key": pl.String, "models": pl.List(pl.String), "side_channels": pl.String,
+            "seed": pl.Int64, "limit": pl.Int64,
             "entry_key": pl.String, "acc": pl.Float64, "tokens_per_hour": pl.Float64,
         },
     ).with_columns(limit_key=pl.col("limit").fill_null(-1))
@@ -98,10 +128,17 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
     )
 
 
+def models(run: AcceptedRun) -> list[str]:
+    """The run's models as a visitor tells runs apart by them: two ``caption`` runs on
+    different models are different rows."""
+    parts = (("policy", run.manifest.policy.model), ("reader", run.manifest.reader.model))
+    return [f"{who}: {model_label(model)}" for who, model in parts if model is not None]
+
+
 def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
-    """Main-table rows: entries with a run on every benchmark first, by best mean Acc, then the
-    others by mean Acc over what they cover (a mean over easier benchmarks only must not outrank
-    one over all); entries without a score last."""
+    """Main-table rows by group (``GROUPS``); within one, entries with a run on every benchmark
+    first, by best mean Acc, then the others by mean Acc over what they cover (a mean over
+    easier benchmarks only must not outrank one over all); entries without a score last."""
     by_id = {r.run_id: r for r in runs}
     benchmarks = {r.task for r in runs}
     frame = runs_frame(runs)
@@ -116,13 +153,14 @@ def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
         accs = group["acc"].drop_nulls()
         found.append(Entry(
             policy=first["policy"], version=first["version"], link=first["link"],
-            track=first["track"], reader=first["reader"], side_channels=first["side_channels"],
+            track=first["track"], group=first["group"], reader=first["reader"],
+            models=list(first["models"]), side_channels=first["side_channels"],
             seed=first["seed"], limit=first["limit"], cells=cells,
             mean_acc=float(accs.mean()) if len(accs) else None,
             complete=set(cells) == benchmarks,
         ))
-    return sorted(found, key=lambda e: (not e.complete, e.mean_acc is None, -(e.mean_acc or 0.0),
-                                        e.policy))
+    return sorted(found, key=lambda e: (list(GROUPS).index(e.group), not e.complete,
+                                        e.mean_acc is None, -(e.mean_acc or 0.0), e.policy))
 
 
 # -------------------------------------------------------------------------------- breakdowns
@@ -228,7 +266,8 @@ def _sample_question(row: dict, logs: dict) -> SampleQuestion:
         question_id=row["question_id"], category=row["category"] or "", question=row["question"] or "",
         options=list(zip(ANSWER_LABELS, [*options, "cannot be determined from memory"])),
         gold=row["gold"], parsed=row["parsed"], outcome=outcome(row),
-        raw_output=row["raw_output"], failure=row["failure"], ask_time=row["ask_time"],
+        raw_output=row["raw_output"], failure=redact_paths(row["failure"]),
+        ask_time=row["ask_time"],
         evidence_delay=row["evidence_delay"],
         memory=MemorySnapshot(row["stream_id"], row["ask_time"], entries).render(),
         memory_entries=row["memory_entries"], memory_tokens=row["memory_tokens"],

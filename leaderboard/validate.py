@@ -4,7 +4,8 @@ A bundle that ``bundle.read_bundle`` accepted for form is accepted here only if,
 first and per-row work last,
 
 1. its manifest has every field the leaderboard needs, with the right types, and printable
-   names (no control or bidi characters);
+   names (no control or bidi characters, no spaces at either end) that do not look like a
+   control's or a registered reader's without being it (``names``);
 2. it is *known* to this package version and verifiable here: the dataset is synthetic (no
    copy of a real release is at hand to check questions against, so real-dataset runs are not
    ranked), the task is a shipped task without an oracle-localised memory view, its config is the
@@ -14,7 +15,8 @@ first and per-row work last,
    named like a control must be this package's control class;
 3. its stream counts agree with the limit, and, where the adapter lists its questions
    (``DatasetAdapter.planned_streams``), the rows are exactly the dataset's questions of the
-   first ``limit`` streams, gold and ask times included (``plan_check``);
+   first ``limit`` streams, gold and ask times included (``plan_check``); the limit is then
+   normalised to the streams it covers;
 4. ``results.summarize`` over the rows gives the summary's numbers (Acc/Cov/Prec, their
    intervals, counts, per-category scores, failures), the memory totals match the log, and
    the video hours are the dataset's (or at least the streams' last ask times without a plan);
@@ -49,16 +51,20 @@ from typing import Any
 import polars as pl
 
 from leaderboard.bundle import Bundle
+from leaderboard.display import model_label
 from leaderboard.errors import Rejected, show
-from leaderboard.manifest import ManifestError, ManifestView, parse_manifest
-from leaderboard.plan_check import check_streams, planned_streams, video_hours
+from leaderboard.manifest import ManifestError, ManifestView, ModelView, parse_manifest
+from leaderboard.names import lookalike
+from leaderboard.plan_check import (
+    Coverage, check_streams, coverage, dataset_split, video_hours, within_limit,
+)
 from leaderboard.reproduce import check_outputs, reproducible_reader
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.memory import MemoryEntry, MemorySnapshot, count_tokens
 from taskmem_bench.policy import available_policies
 from taskmem_bench.provenance import MANIFEST_VERSION
-from taskmem_bench.readers import load_reader
+from taskmem_bench.readers import available_readers, load_reader
 from taskmem_bench.results import summarize
 from taskmem_bench.schema import ANSWER_LABELS
 from taskmem_bench.scoring.anls import ABSTAIN_TEXT
@@ -76,7 +82,7 @@ from taskmem_bench.taskconfig import (
 )
 
 TOLERANCE = 1e-9
-CONTROL_POLICIES = ("blind", "oracle", "recent-frames")
+CONTROL_POLICIES = ("blind", "oracle", "oracle-priority", "recent-frames")
 FIXED, OPEN, CONTROL = "fixed-reader", "open", "control"
 TRACKS = (FIXED, OPEN, CONTROL)
 FREE_TASK_KEYS = ("description", "reader", "reader_args", "dataset_args", "side_channels.allowed")
@@ -105,6 +111,8 @@ class AcceptedRun:
     """The hours memory per hour divides by, as validation derived them."""
     reproduced: bool
     """Whether the raw outputs were reproduced by re-running the reader."""
+    coverage: Coverage
+    """The streams the run covers of its benchmark; its ``limit`` is the run's normalised one."""
 
     @property
     def task(self) -> str:
@@ -125,8 +133,10 @@ class AcceptedRun:
     @property
     def label(self) -> str:
         """The policy name and what sets this run apart from others of the same policy on the
-        same benchmark: another reader, fewer side channels."""
+        same benchmark: its model, another reader, fewer side channels."""
         label = self.policy
+        if self.manifest.policy.model is not None:
+            label += f" · {model_label(self.manifest.policy.model)}"
         if self.track == OPEN:
             label += f" · reader {self.manifest.reader.name}"
         if set(self.side_channels) != set(self.manifest.side_channels.available):
@@ -140,25 +150,61 @@ class AcceptedRun:
 
     @cached_property
     def reader_key(self) -> str:
-        """The reader's identity: runs with equal keys had the same reader, prompt and config."""
+        """The reader's identity: runs with equal keys had the same reader, prompt, config and
+        model."""
         r = self.manifest.reader
-        return json.dumps([r.name, r.version, r.prompt_hash, r.config], sort_keys=True)
+        return json.dumps([r.name, r.version, r.prompt_hash, r.config, _identity(r.model)],
+                          sort_keys=True)
 
     @cached_property
     def entry_key(self) -> str:
-        """One leaderboard row: the same policy and config, reader, side channels, seed and
-        stream limit; an entry holds at most one run per task."""
+        """One leaderboard row: the same policy, config and model, reader, side channels, seed
+        and normalised stream limit; an entry holds at most one run per task."""
         m = self.manifest
         return json.dumps(
-            [m.policy.name, m.policy.version, m.policy.config, self.reader_key,
-             sorted(self.side_channels), m.seed, m.limit],
+            [m.policy.name, m.policy.version, m.policy.config, _identity(m.policy.model),
+             self.reader_key, sorted(self.side_channels), m.seed, self.coverage.limit],
             sort_keys=True,
+        )
+
+    @cached_property
+    def claims(self) -> Claims:
+        b, m = self.bundle, self.manifest
+        exporter = b.header.get("exported_by")
+        return Claims(
+            link=b.policy_link, policy_class=m.policy.cls,
+            commit=m.git.commit if m.git is not None else None,
+            exporter=json.dumps(exporter, sort_keys=True),
         )
 
     @property
     def tokens_per_hour(self) -> float | None:
         tokens = self.bundle.summary["memory"]["tokens_total"]
         return round(tokens / self.video_hours, 1) if self.video_hours else None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a bundle says about where its results come from, besides the results themselves.
+    Two bundles with identical results must claim the same, or one is a copy of the other."""
+
+    link: str | None
+    policy_class: str
+    commit: str | None
+    exporter: str
+
+    def differences(self, other: Claims) -> list[str]:
+        """What ``other`` claims differently, as a reason names it."""
+        return [label for field, label in CLAIM_LABELS.items()
+                if getattr(self, field) != getattr(other, field)]
+
+
+CLAIM_LABELS = {"link": "policy link", "policy_class": "policy class", "commit": "git commit",
+                "exporter": "exporting package"}
+
+
+def _identity(model: ModelView | None) -> dict[str, Any] | None:
+    return None if model is None else model.model_dump()
 
 
 @dataclass(frozen=True)
@@ -185,11 +231,14 @@ def validate_all(bundles: Iterable[Bundle]) -> tuple[list[AcceptedRun], list[Rej
 
 
 def resolve_duplicates(runs: Iterable[AcceptedRun]) -> tuple[list[AcceptedRun], list[Rejection]]:
-    """Runs of the same entry on the same task: if they all have identical rows and memory,
-    they are one result and the one whose content digest sorts first is kept (which one does
-    not matter, they are equal); if any two differ, none is kept and each rejection names the
-    others. A second bundle can thus never replace a genuine one; at worst a conflicting one
-    keeps both off the site, with the build failing and naming both."""
+    """Runs of the same entry on the same task: if they all have identical rows and memory and
+    make the same claims (``Claims``), they are one result and the one whose content digest
+    sorts first is kept (which one does not matter, they are equal). Otherwise none is kept and
+    each rejection names the others: different results cannot both be the entry's, and identical
+    results under different claims mean one is a copy, which must not take the entry over (nor
+    can this site tell which came first: an export time is whatever the bundle says). A second
+    bundle can thus never replace a genuine one; at worst it keeps both off the site, with the
+    build failing and naming both."""
     groups: dict[tuple[str, str], list[AcceptedRun]] = {}
     for run in runs:
         groups.setdefault((run.entry_key, run.task), []).append(run)
@@ -200,18 +249,21 @@ def resolve_duplicates(runs: Iterable[AcceptedRun]) -> tuple[list[AcceptedRun], 
         first = group[0]
         same = all(r.bundle.rows.equals(first.bundle.rows) and r.bundle.memory.equals(first.bundle.memory)
                    for r in group[1:])
-        if same:
+        claimed = sorted({d for r in group[1:] for d in r.claims.differences(first.claims)})
+        if same and not claimed:
             kept.append(first)
             rejected += [Rejection(r.bundle.source, f"duplicate of {first.bundle.source}: the "
                                    f"same entry on task {r.task} with identical rows")
                          for r in group[1:]]
             continue
+        why = (f"identical rows and memory under another {' and '.join(claimed)}, so one is a "
+               "copy" if same else "different rows")
         for run in group:
             others = ", ".join(o.bundle.source for o in group if o is not run)
             rejected.append(Rejection(run.bundle.source, f"conflicts with {others}: same policy, "
-                                      "config, reader, side channels, seed and limit on task "
-                                      f"{run.task} but different rows; none is shown until one "
-                                      "is removed"))
+                                      "config, model, reader, side channels, seed and covered "
+                                      f"streams on task {run.task} but {why}; none is shown "
+                                      "until one is removed"))
     return kept, rejected
 
 
@@ -231,8 +283,9 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
                        f"installed version and prompt, so that its raw outputs can be "
                        f"reproduced; reader {show(manifest.reader.name)} is not one")
     check_rows(bundle.rows, manifest)
-    plan = planned_streams(manifest)
-    check_streams(bundle, manifest, plan)
+    split = dataset_split(manifest)
+    plan = within_limit(split, manifest.limit)
+    covered = coverage(manifest, check_streams(bundle, manifest, plan), split)
     scores, hours = check_summary(bundle, manifest, plan)
     scoring = get_scoring(shipped.scoring)
     for row in bundle.rows.iter_rows(named=True):
@@ -240,7 +293,7 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
     snapshots = check_memory(bundle.rows, bundle.memory)
     if reader is not None:
         check_outputs(reader, manifest.reader.name, bundle.rows, snapshots)
-    return AcceptedRun(bundle, manifest, run_track, scores, hours, reader is not None)
+    return AcceptedRun(bundle, manifest, run_track, scores, hours, reader is not None, covered)
 
 
 # --------------------------------------------------------------------------------- known to us
@@ -250,11 +303,7 @@ def check_known(m: ManifestView) -> TaskConfig:
     """The run's task, dataset and controls are this package version's; returns the shipped task."""
     if m.manifest_version != MANIFEST_VERSION:
         raise Rejected(f"manifest version {m.manifest_version} is not {MANIFEST_VERSION}")
-    for what, name in (("policy name", m.policy.name), ("policy version", m.policy.version),
-                       ("reader name", m.reader.name), ("reader version", m.reader.version)):
-        if not (0 < len(name) <= 200 and name.isprintable()):
-            raise Rejected(f"manifest {what} {show(name)} must be 1 to 200 printable characters "
-                           "(no control or bidi characters)")
+    check_names(m)
     if m.package.name != "taskmem-bench":
         raise Rejected(f"manifest is from package {show(m.package.name)}, not taskmem-bench")
     if m.task.name not in available_tasks():
@@ -277,12 +326,30 @@ def check_known(m: ManifestView) -> TaskConfig:
         raise Rejected("manifest allows side channels the task does not have")
     if m.reader.name != m.task.config.get("reader"):
         raise Rejected("manifest reader differs from its task config's reader")
-    if m.policy.name in CONTROL_POLICIES:
+    if m.policy.name in CONTROL_POLICIES:  # lookalikes of these were refused by check_names
         ours = available_policies().get(m.policy.name)
         if ours != m.policy.cls:
             raise Rejected(f"policy {m.policy.name} is a control name, but its class "
                            f"{show(m.policy.cls)} is not this package's ({ours or 'none'})")
     return shipped
+
+
+def check_names(m: ManifestView) -> None:
+    """Names are shown as they are, so each must read as what it is: printable, without spaces
+    at either end, and not a lookalike (``names.skeleton``) of a control's or a registered
+    reader's name, which would pass for that control or reader on the site."""
+    for what, name in (("policy name", m.policy.name), ("policy version", m.policy.version),
+                       ("reader name", m.reader.name), ("reader version", m.reader.version)):
+        if not (0 < len(name) <= 200 and name.isprintable() and name == name.strip()):
+            raise Rejected(f"manifest {what} {show(name)} must be 1 to 200 printable characters "
+                           "(no control or bidi characters, no spaces at either end)")
+    for what, name, reserved in (("policy", m.policy.name, CONTROL_POLICIES),
+                                 ("reader", m.reader.name, available_readers())):
+        like = lookalike(name, reserved)
+        if like is not None:
+            raise Rejected(f"{what} name {show(name)} looks like {like!r} (after NFKC and "
+                           f"confusable letters) without being it; choose a name that does not "
+                           f"pass for {like!r}")
 
 
 def _check_dataset(m: ManifestView, shipped: TaskConfig) -> None:

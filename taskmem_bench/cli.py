@@ -1,8 +1,9 @@
 """The ``taskmem-bench`` command: run, prepare, report, list, export, leaderboard build.
 
 Exit codes: 0 success; 1 the run finished but some streams or questions failed (see the
-summary), or an exported bundle / some leaderboard bundles did not pass validation; 2 the command
-could not start (unknown name, malformed option, unusable run dir or folder).
+summary) or it scored no question at all, or an exported bundle / some leaderboard bundles did
+not pass validation; 2 the command could not start (unknown name, malformed option, a model-using
+component without a model, unusable run dir or folder); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,7 +21,6 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from leaderboard.bundle import BundleError, export_bundle, read_bundle
@@ -30,17 +31,21 @@ from taskmem_bench.media import MediaError
 from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
 from taskmem_bench.plugins import UnknownPluginError
 from taskmem_bench.policy import available_policies, load_policy
+from taskmem_bench.progress import RunTally, StepProgress
 from taskmem_bench.provenance import build_manifest
 from taskmem_bench.readers import available_readers
-from taskmem_bench.results import RunDirError, find_summaries
+from taskmem_bench.results import RunDir, RunDirError, find_summaries
 from taskmem_bench.runner import RunOutcome, StreamingRunner
+from taskmem_bench.scoring.metrics import JUDGE_ERROR
 from taskmem_bench.scoring.variants import headline
 from taskmem_bench.taskconfig import (
     ConfigError,
     available_tasks,
+    check_int64,
     load_task,
     parse_override,
 )
+from taskmem_bench.trainer import available_trainers, load_trainer
 
 REPORT_FIELDS = (
     "task", "policy", "reader", "n", "acc", "acc_ci_low", "acc_ci_high", "cov", "cov_ci_low",
@@ -62,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError, MediaError) as exc:  # unusable paths or files
         err.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt:  # `run` says what finished and how to go on; others stop quietly
+        err.print("interrupted", highlight=False)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         help="override a task, dataset, policy, reader or run setting (repeatable)",
     )
     run.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    run.add_argument(
+        "--progress-every", type=float, default=30.0, metavar="SECONDS",
+        help="seconds between plain progress lines when stderr is not a terminal (default 30)",
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="print the scores of finished runs")
@@ -115,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     prep.set_defaults(handler=_prepare)
 
+    train = commands.add_parser("train", help="train a policy's models (e.g. taskmem)")
+    train.add_argument("trainer", help=f"one of: {', '.join(sorted(available_trainers()))}")
+    train.add_argument("options", nargs=argparse.REMAINDER, help="the trainer's own options")
+    train.set_defaults(handler=_train)
+
     board = commands.add_parser("leaderboard", help="the static leaderboard site")
     board_commands = board.add_subparsers(dest="leaderboard_command", required=True)
     build = board_commands.add_parser("build", help="validate bundles and build the site")
@@ -132,8 +149,14 @@ def _run(args: argparse.Namespace) -> int:
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:
         raise ConfigError(f"--policy lists {', '.join(twice)} twice")
+    if not args.progress_every > 0:
+        raise ConfigError(
+            f"--progress-every must be a positive number of seconds, got {args.progress_every}"
+        )
     overrides = [parse_override(text) for text in args.overrides]
     _check_override_keys(task, policies, args.reader, overrides)
+    check_int64(args.seed, "--seed")
+    check_int64(args.limit, "--limit")
     plans = [
         build_plan(
             task, p, reader=args.reader, overrides=overrides, seed=args.seed, limit=args.limit,
@@ -142,47 +165,106 @@ def _run(args: argparse.Namespace) -> int:
         for p in policies
     ]
     out_root = args.out or Path("runs") / f"{task.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    err.print(f"loading dataset [bold]{task.dataset}[/] for task [bold]{task.name}[/] ...")
-    release = plans[0].adapter().load(plans[0].dataset_config)
-    if release.skipped:
-        err.print(f"[yellow]{len(release.skipped)} items skipped by the dataset adapter[/]")
-    for plan in plans:
-        plan.check_release(release)
-
-    outcomes = []
-    for plan in plans:
-        run_dir = out_root / _safe(task.name) / _safe(plan.policy_name)
-        outcomes.append(_run_one(plan, release, run_dir, resume=args.resume))
+    run_dirs = [out_root / _safe(task.name) / _safe(plan.policy_name) for plan in plans]
+    release = None
+    try:
+        release = _load(plans[0], args.progress_every)
+        for plan in plans:
+            plan.check_release(release)
+        outcomes = [
+            _run_one(plan, release, run_dir, resume=args.resume, interval_s=args.progress_every)
+            for plan, run_dir in zip(plans, run_dirs)
+        ]
+    except KeyboardInterrupt:
+        total = None if release is None else len(_episodes(release, plans[0].limit))
+        err.print(escape(_interrupted(args, plans, run_dirs, total, out_root)),
+                  highlight=False, soft_wrap=True)
+        return 130
 
     _print_table(
         [_report_record(outcome.run_dir, outcome.summary) for outcome in outcomes],
         title=f"{task.name} — results in {out_root}",
     )
-    failed = [o for o in outcomes if o.summary["failed"] or o.failed_streams]
-    for outcome in failed:
-        s = outcome.summary
-        reasons = "; ".join(
-            f"{f['stream_id']}: {f['reason']} ({f['error']})" for f in s["stream_failures"]
-        )
+    failed = [o for o in outcomes if _report_failures(o)]
+    empty = [o for o in outcomes if not o.summary["n"]]
+    for outcome in empty:
         err.print(
-            f"[bold red]failures[/] in {outcome.run_dir}: {len(outcome.failed_streams)} of "
-            f"{s['streams']['total']} streams failed ({escape(reasons) or 'none'}); failed "
-            f"questions by reason: {s['failures']}. Full tracebacks: parts/*.failure.json and the "
-            f"rows' `error` column; `--resume` retries failed streams."
+            f"[bold yellow]warning:[/] {escape(str(outcome.run_dir))} scored no question (n = 0): "
+            f"the release gives this run {outcome.summary['streams']['total']} streams and no "
+            f"question; {outcome.summary['skipped']} items were skipped by the dataset adapter "
+            "(listed in manifest.json)", highlight=False, soft_wrap=True,
         )
-    misjudged = [(o, n) for o in outcomes if (n := _judge_errors(o.summary))]
-    for outcome, n in misjudged:
-        err.print(
-            f"[bold red]judge errors[/] in {outcome.run_dir}: {n} answers could not be judged "
-            "(counted wrong; the rows' `error` column says why); `--resume` judges their streams "
-            "again."
-        )
-    return 1 if failed or misjudged else 0
+    return 1 if failed or empty else 0
 
 
-def _judge_errors(summary: dict[str, Any]) -> int:
-    variants = (summary.get("scoring") or {}).get("variants") or {}
-    return (variants.get("llm_judge") or {}).get("judge_error", 0)
+def _load(plan: RunPlan, interval_s: float) -> Any:
+    """The dataset release, built only as far as ``--limit`` needs, with progress shown."""
+    task = plan.task
+    err.print(f"loading dataset [bold]{task.dataset}[/] for task [bold]{task.name}[/] ...")
+    with StepProgress(err, f"loading {task.dataset}", interval_s=interval_s) as progress:
+        release = plan.adapter().load_first(
+            plan.dataset_config, plan.limit, progress.counter("episodes generated")
+        )
+    if release.skipped:
+        err.print(f"[yellow]{len(release.skipped)} items skipped by the dataset adapter[/]")
+    return release
+
+
+def _episodes(release: Any, limit: int | None) -> tuple[Any, ...]:
+    return release.episodes[:limit] if limit else release.episodes
+
+
+def _interrupted(
+    args: argparse.Namespace, plans: list[RunPlan], run_dirs: list[Path], total: int | None,
+    out_root: Path,
+) -> str:
+    """One line after Ctrl-C: how many streams each policy finished, and the exact command
+    that continues the run."""
+    of = "" if total is None else f"/{total}"
+    done = ", ".join(
+        f"{plan.policy_name} {len(RunDir(run_dir).finished_streams())}{of} streams"
+        for plan, run_dir in zip(plans, run_dirs)
+    )
+    return f"interrupted: finished {done}; continue with: {_resume_command(args, out_root)}"
+
+
+def _resume_command(args: argparse.Namespace, out_root: Path) -> str:
+    """This ``run`` command as parsed, with ``--out`` fixed and ``--resume``."""
+    words = ["taskmem-bench", "run", "--task", args.task, "--policy", args.policy]
+    words += ["--reader", args.reader] if args.reader else []
+    words += ["--limit", str(args.limit)] if args.limit is not None else []
+    words += ["--seed", str(args.seed)]
+    for override in args.overrides:
+        words += ["--set", override]
+    return shlex.join([*words, "--out", str(out_root), "--resume"])
+
+
+def _report_failures(outcome: RunOutcome) -> bool:
+    """Print what failed in a run, one line per distinct cause with the streams and questions
+    it cost; whether anything failed."""
+    causes = RunDir(outcome.run_dir).failure_causes()
+    if not causes and not outcome.failed_streams:
+        return False
+    s = outcome.summary
+    err.print(
+        f"[bold red]failures[/] in {escape(str(outcome.run_dir))}: {len(outcome.failed_streams)} "
+        f"of {s['streams']['total']} streams failed; {s['failed']} of {s['n']} questions failed "
+        "(counted wrong and not covered):", highlight=False, soft_wrap=True,
+    )
+    for cause in causes:
+        streams = f"{len(cause.streams)} stream{'s' * (len(cause.streams) != 1)}"
+        err.print(
+            f"  {escape(cause.reason)} in {streams} ({cause.questions} questions; e.g. "
+            f"{escape(cause.streams[0])}): {escape(cause.error)}", highlight=False, soft_wrap=True,
+        )
+    misjudged = s["failures"].get(JUDGE_ERROR, 0)
+    judge_note = f"{misjudged} answers could not be judged; " if misjudged else ""
+    err.print(
+        f"  {judge_note}Full tracebacks: parts/*.failure.json and the rows' `error` column; "
+        "`--resume` runs failed streams again, and those with answers the LLM judge failed on.",
+        highlight=False, soft_wrap=True,
+    )
+    return True
 
 
 def _check_override_keys(
@@ -200,18 +282,16 @@ def _check_override_keys(
         raise ConfigError(f"unknown --set key '{unknown[0]}'; valid keys: {', '.join(keys)}")
 
 
-def _run_one(plan: RunPlan, release: Any, run_dir: Path, *, resume: bool) -> RunOutcome:
+def _run_one(
+    plan: RunPlan, release: Any, run_dir: Path, *, resume: bool, interval_s: float
+) -> RunOutcome:
     manifest = build_manifest(plan.describe(release), command=sys.argv)
-    total = len(release.episodes[: plan.limit] if plan.limit else release.episodes)
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True,
-    ) as progress:
-        bar = progress.add_task(f"{plan.policy_name} streams", total=total)
-        runner = StreamingRunner(
-            plan, release, run_dir, on_stream_done=lambda _: progress.advance(bar)
+    progress = StepProgress(err, plan.policy_name, interval_s=interval_s)
+    tally = RunTally(progress, _episodes(release, plan.limit), plan.task.stream.clip_seconds)
+    with progress:
+        outcome = StreamingRunner(plan, release, run_dir, on_progress=tally).run(
+            manifest, resume=resume
         )
-        outcome = runner.run(manifest, resume=resume)
     if outcome.resumed_streams:
         err.print(f"resumed {run_dir}: kept {outcome.resumed_streams} finished streams")
     return outcome
@@ -254,13 +334,14 @@ def _with_ci(record: dict[str, Any], key: str) -> str:
 
 
 def _display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "policy", "reader", "n", "Acc [95% CI]", "Cov [95% CI]", "Prec [95% CI]", "failed"]
+    header = ["task", "policy", "reader", "n", "Acc [95% CI]", "parse fail", "failed",
+              "Cov [95% CI]", "Prec [95% CI]"]
     extra = [key for key in dict.fromkeys(k for r in records for k in r)
              if key not in REPORT_FIELDS and key != "run_dir"]
     rows = [
         [
             r["task"], r["policy"], r["reader"], str(r["n"]), _with_ci(r, "acc"),
-            _with_ci(r, "cov"), _with_ci(r, "prec"), str(r["failed"]),
+            str(r["parse_failures"]), str(r["failed"]), _with_ci(r, "cov"), _with_ci(r, "prec"),
             *(_figure(r.get(key)) for key in extra),
         ]
         for r in records
@@ -351,6 +432,14 @@ def _prepare(args: argparse.Namespace) -> int:
     for line in report_lines(prepare(adapter, config)):
         out.print(escape(line), highlight=False, soft_wrap=True)
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    trainer = load_trainer(args.trainer)
+    parser = argparse.ArgumentParser(prog=f"taskmem-bench train {args.trainer}",
+                                     description=trainer.description)
+    trainer.add_arguments(parser)
+    return trainer().train(parser.parse_args(args.options))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:

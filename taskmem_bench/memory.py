@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from taskmem_bench.schema import MemoryBudget
 
@@ -137,21 +140,39 @@ class WriteReport:
 def _frozen_copy(entry: object) -> MemoryEntry:
     """A validated copy of a policy's entry, so the log can never change after it was used:
     finite ordered times, text and kind as strings, ``meta`` as plain JSON (numpy scalars become
-    numbers). Anything else is the policy's error, raised here so it costs only its stream."""
+    numbers). Anything else is the policy's error, raised here, naming the field, so it costs
+    only its stream; nothing is converted to fit (``None`` is never stored as "None")."""
     if not isinstance(entry, MemoryEntry):
         raise TypeError(f"policies must write MemoryEntry objects, got {type(entry).__name__}")
-    t_start, t_end = float(entry.t_start), float(entry.t_end)
+    t_start, t_end = _time(entry, "t_start"), _time(entry, "t_end")
     if not (math.isfinite(t_start) and math.isfinite(t_end)) or t_end < t_start:
         raise ValueError(f"memory entry times must be finite with t_start <= t_end: {t_start}, {t_end}")
+    for name in ("text", "kind"):
+        if not isinstance(getattr(entry, name), str):
+            raise TypeError(f"memory entry {name} must be a str, got {_type(getattr(entry, name))}")
+    if not isinstance(entry.meta, Mapping):
+        raise TypeError(f"memory entry meta must be a mapping, got {_type(entry.meta)}")
     try:
         meta = json.loads(json.dumps(dict(entry.meta), default=_json_scalar, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"memory entry meta must be JSON-serialisable: {exc}") from None
-    return MemoryEntry(t_start, t_end, str(entry.text), str(entry.kind), meta)
+    return MemoryEntry(t_start, t_end, entry.text, entry.kind, meta)
+
+
+def _time(entry: MemoryEntry, name: str) -> float:
+    """A time given as a real number (int, float, numpy number; not bool, not a string)."""
+    value = getattr(entry, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"memory entry {name} must be a real number, got {_type(value)}")
+    return float(value)
+
+
+def _type(value: object) -> str:
+    return type(value).__name__
 
 
 def _json_scalar(value: object) -> object:
-    if hasattr(value, "item"):  # numpy scalars
+    if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
@@ -170,8 +191,9 @@ class MemoryStore:
     def log(self) -> tuple[StoredEntry, ...]:
         return tuple(self._log)
 
-    def write(self, clip_index: int, clip_end: float, entries: Iterable[MemoryEntry]) -> WriteReport:
-        """Append the entries written from the clip that ended at ``clip_end``.
+    def write(self, clip_index: int, clip_end: float, entries: Sequence[MemoryEntry]) -> WriteReport:
+        """Append the entries written from the clip that ended at ``clip_end``: all of them or,
+        when one is malformed, none (the ``TypeError``/``ValueError`` names it).
 
         Entries beyond the budget are truncated (the one crossing the cap) or dropped (the rest);
         the dropped token count is reported so rows can flag it.
@@ -181,10 +203,15 @@ class MemoryStore:
                 f"stream {self.stream_id}: clip ending at {clip_end} written after one ending at "
                 f"{self._last_written_at}; memory is append-only in time order"
             )
+        if not isinstance(entries, list | tuple):
+            raise TypeError(
+                f"observe() must return one list of MemoryEntry per clip, got {_type(entries)}"
+            )
+        copies = [_frozen_copy(e) for e in entries]  # all checked before any is kept
         self._last_written_at = clip_end
         allowance = self._allowance(clip_end)
         report = WriteReport()
-        for entry in map(_frozen_copy, entries):
+        for entry in copies:
             tokens = count_tokens(entry.text)
             room = allowance - report.written_tokens
             if tokens > room:

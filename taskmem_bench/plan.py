@@ -118,9 +118,44 @@ def _memory_view(kind: str) -> dict[str, Any]:
     return {"kind": kind, "oracle_localised": False}
 
 
+def _default_model(config: Any, model: str | None) -> Any:
+    """A model-using config that names no model gets the policy's default for the dataset."""
+    if model and _uses_model(config) and not config.model:
+        return dataclasses.replace(config, model=model)
+    return config
+
+
+def _uses_model(config: Any) -> bool:
+    """A component calls a model exactly when its config extends the backend settings."""
+    return isinstance(config, BackendSettings)
+
+
 def _model(config: Any) -> dict[str, Any]:
     """The model identity of a model-using policy or reader (see backends.identity)."""
-    return {"model": model_identity(config)} if isinstance(config, BackendSettings) else {}
+    return {"model": model_identity(config)} if _uses_model(config) else {}
+
+
+@dataclass(frozen=True)
+class ModelUser:
+    """A component of a plan that may call a model: its ``--set`` section, how a message names
+    it, and its resolved config (``None`` where the plan has no such component)."""
+
+    section: str
+    label: str
+    config: Any
+
+
+def check_models(users: Iterable[ModelUser]) -> None:
+    """Refuse a plan in which a model-using component names no model, in one line that says
+    which and the ``--set`` that fixes it: otherwise the run starts, and every clip or question
+    fails on the missing model."""
+    missing = [u for u in users if _uses_model(u.config) and not u.config.model]
+    if missing:
+        raise ConfigError("; ".join(
+            f"{u.label} needs a model: --set {u.section}.model=PATH_OR_NAME (served: also "
+            f"--set {u.section}.backend=openai --set {u.section}.base_url=URL)"
+            for u in missing
+        ))
 
 
 def _qualname(cls: type) -> str:
@@ -188,12 +223,12 @@ def build_plan(
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     judge_config = resolved.get("judge")
-    if judge_config is not None and not judge_config.model:
-        raise ConfigError(
-            f"task {task.name} has open answers, scored by an LLM judge: name its model with "
-            "--set judge.model=PATH_OR_NAME (with --set judge.backend=openai --set "
-            "judge.base_url=URL for a served model); judge settings are only set as judge.*"
-        )
+    resolved["policy"] = _default_model(resolved["policy"], policy_cls.default_models.get(task.dataset))
+    check_models([
+        ModelUser("policy", f"policy '{policy}'", resolved["policy"]),
+        ModelUser("reader", f"reader '{reader_name}'", resolved["reader"]),
+        ModelUser("judge", f"the LLM judge of task {task.name}'s open answers", judge_config),
+    ])
     return RunPlan(
         task=task,
         adapter=load_adapter(task.dataset),

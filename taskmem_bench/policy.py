@@ -16,7 +16,7 @@ or pass ``--policy my_package.policy:MyPolicy`` for an unpublished one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +54,9 @@ class Policy(ABC):
     Config: ClassVar[type] = NoConfig
     privileged: ClassVar[bool] = False
     """Privileged policies (the oracle control) receive ground-truth facts; synthetic tasks only."""
+    default_models: ClassVar[Mapping[str, str]] = {}
+    """For a model-using policy: the model it runs when none is named, by dataset name (e.g. a
+    checkpoint shipped for a synthetic benchmark). Elsewhere a model must be named."""
     memory_only: ClassVar[bool] = True
     """False for controls that hand the reader frames they kept (recent-frames) besides their
     text memory. Such runs are not memory-only: the manifest says so and the leaderboard lists

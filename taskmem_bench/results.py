@@ -9,7 +9,8 @@ A run directory holds one (task, policy) run::
     summary.json       scores, breakdowns, failures, memory size and timing
 
 Every file is written to a temporary name and renamed into place, so a killed run leaves only
-whole files; a resumed run keeps finished streams' parts and recomputes the rest.
+whole files (and temporaries, which the next run or resume removes); a resumed run keeps
+finished streams' parts and recomputes the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import polars as pl
 
 from taskmem_bench.memory import StoredEntry
 from taskmem_bench.provenance import RECORD_KEYS, UNHASHED_PLAN_KEYS, hashed_plan
-from taskmem_bench.scoring.metrics import score_by, score_rows
+from taskmem_bench.scoring.metrics import JUDGE_ERROR, failure_reason, score_by, score_rows
 from taskmem_bench.scoring.variants import scoring_summary
 
 ROW_SCHEMA: dict[str, Any] = {
@@ -135,6 +136,18 @@ def write_parquet(path: Path, frame: pl.DataFrame) -> None:
     write_atomic(path, lambda tmp: frame.write_parquet(tmp))
 
 
+@dataclass(frozen=True)
+class FailureCause:
+    """One distinct cause of failure in a run: the failure reason (``policy_error``,
+    ``reader_error``, ``judge_error``, ...), the last line of its error, the streams it hit and
+    the questions it cost (0 for a stream that failed after its last question)."""
+
+    reason: str
+    error: str
+    streams: tuple[str, ...]
+    questions: int
+
+
 class RunDirError(RuntimeError):
     """A run directory that cannot be used: one that may not be overwritten or resumed, or
     whose files are damaged."""
@@ -158,6 +171,7 @@ class RunDir:
         a run directory is never silently reused.
         """
         if not self.manifest_path.exists():
+            self._remove_temporaries()
             write_json(self.manifest_path, manifest)
             return self.finished_streams()
         if not resume:
@@ -173,8 +187,17 @@ class RunDir:
             )
         resumed = {k: manifest.get(k) for k in (*RECORD_KEYS, *UNHASHED_PLAN_KEYS)}
         previous["resumes"] = [*previous.get("resumes", []), resumed]
+        self._remove_temporaries()
         write_json(self.manifest_path, previous)
         return self.finished_streams()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the ``.NAME.*.tmp`` files (``write_atomic``'s) a killed process left here;
+        called only once this process owns the directory (one process writes a run at a time)."""
+        for folder in (self.path, self.parts, self.memory):
+            for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
 
     def record(self, key: str, value: Any) -> None:
         """Add what is only known once the run has started (e.g. the loaded models) to the
@@ -211,13 +234,15 @@ class RunDir:
         suffix = "failed.parquet" if failure is not None else "parquet"
         write_parquet(self.parts / f"{index:06d}.{suffix}", rows_frame(rows))
 
-    def misjudged(self, index: int) -> bool:
-        """A finished stream with answers the judge failed on: a resumed run runs it again."""
+    def has_failed_questions(self, index: int) -> bool:
+        """A finished stream with questions that failed (a reader, scoring or judge error, e.g.
+        a server that was down): a resumed run runs it again, so fixing the cause and resuming
+        recovers them."""
         part = self.parts / f"{index:06d}.parquet"
         if not part.exists():
             return False
-        return bool(pl.read_parquet(part, columns=["extraction"])["extraction"]
-                    .eq("judge_error").any())
+        rows = pl.read_parquet(part, columns=["failure", "extraction"])
+        return bool(rows["failure"].is_not_null().any() or rows["extraction"].eq(JUDGE_ERROR).any())
 
     def stream_failures(self) -> list[dict[str, str]]:
         """Why each failed stream failed (the last line of its traceback; the full one is in
@@ -225,9 +250,31 @@ class RunDir:
         found = []
         for path in sorted(self.parts.glob("*.failure.json")) if self.parts.exists() else ():
             record = json.loads(path.read_text())
-            last = record["error"].strip().splitlines()[-1:] or [""]
-            found.append({"stream_id": record["stream_id"], "reason": record["reason"], "error": last[0]})
+            found.append({"stream_id": record["stream_id"], "reason": record["reason"],
+                          "error": _last_line(record["error"])})
         return found
+
+    def failure_causes(self) -> list[FailureCause]:
+        """What failed in this run, one entry per distinct cause (reason and the last line of
+        its error) with the streams and questions it cost, most streams first: a server that is
+        down for 16 streams is one cause, not 16 lines."""
+        rows = (
+            pl.read_parquet(self.rows_path, columns=["stream_id", "failure", "extraction", "error"])
+            if self.rows_path.exists() else rows_frame([])
+        )
+        failed = rows.select("stream_id", failure_reason().alias("reason"), "error")
+        causes: dict[tuple[str, str], tuple[set[str], int]] = {}
+        for stream_id, reason, error in failed.drop_nulls("reason").iter_rows():
+            key = (reason, _last_line(error or ""))
+            streams, questions = causes.get(key, (set(), 0))
+            causes[key] = (streams | {stream_id}, questions + 1)
+        for record in self.stream_failures():
+            key = (record["reason"], record["error"])
+            streams, questions = causes.get(key, (set(), 0))
+            causes[key] = (streams | {record["stream_id"]}, questions)
+        found = [FailureCause(reason, error, tuple(sorted(streams)), questions)
+                 for (reason, error), (streams, questions) in causes.items()]
+        return sorted(found, key=lambda c: (-len(c.streams), -c.questions, c.reason, c.error))
 
     def merged_rows(self) -> pl.DataFrame:
         parts = sorted(self.parts.glob("*.parquet")) if self.parts.exists() else []
@@ -238,6 +285,11 @@ class RunDir:
     def memory_log(self, index: int) -> list[StoredEntry]:
         path = self.memory / f"{index:06d}.jsonl"
         return [StoredEntry.from_json(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def _last_line(error: str) -> str:
+    """The line of a traceback that says what went wrong: its last."""
+    return (error.strip().splitlines()[-1:] or [""])[0]
 
 
 def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -251,7 +303,8 @@ def summarize(rows: pl.DataFrame, extra: Mapping[str, Any], scoring: str = "pape
     and ``extra`` (identity, timing)."""
     overall = score_rows(rows)
     failures = (
-        rows.filter(pl.col("failure").is_not_null())
+        rows.select(failure_reason().alias("failure"))
+        .drop_nulls()
         .group_by("failure")
         .len()
         .sort("failure")

@@ -7,25 +7,28 @@ task notice. Streams advance in lockstep rounds so that the policy sees batches 
 clip from each of up to ``batch_size`` streams, which keeps a GPU backend busy.
 
 A failing policy, decoder or reader costs only the stream (or question) it failed on: the
-failure is recorded with its traceback and the run goes on.
+failure is recorded with its traceback and the run goes on. That holds for what a plugin raises
+(``SystemExit`` included), for what it returns (checked where it enters the runner), for a call
+that runs past ``call_timeout_s`` (:func:`call_within`), and for scoring a reply.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from taskmem_bench.backends import loaded_backend
-from taskmem_bench.backends.base import BackendSettings, VideoPart
+from taskmem_bench.backends.base import BackendSettings, BackendUnavailable, VideoPart
 from taskmem_bench.datasets import DatasetRelease
 from taskmem_bench.datasets.egolife_window import paper_window
 from taskmem_bench.media import iter_clips
@@ -147,7 +150,7 @@ class StreamingRunner:
         policy: Policy | None = None,
         reader: Reader | None = None,
         judge: LLMJudge | None = None,
-        on_stream_done: Callable[[str], None] = lambda stream_id: None,
+        on_progress: Callable[[str, str], None] = lambda event, stream_id: None,
     ) -> None:
         plan.check_release(release)
         self.judge = judge or plan.make_judge()
@@ -168,7 +171,7 @@ class StreamingRunner:
         self.policy = policy or plan.make_policy()
         self.reader = reader or plan.make_reader()
         self.scoring = get_scoring(plan.task.scoring)
-        self.on_stream_done = on_stream_done
+        self.on_progress = on_progress  # ("clip" | "question" | "stream", stream id) done
         self.timing = Timing()
         self.rounds = 0
 
@@ -176,10 +179,12 @@ class StreamingRunner:
         started = time.perf_counter()
         finished = self.run_dir.open(manifest, resume=resume)
         kept = {i for i, failed in finished.items()
-                if not failed and not self.run_dir.misjudged(i)}
+                if not failed and not self.run_dir.has_failed_questions(i)}
         queue = deque(
             (i, episode) for i, episode in enumerate(self.episodes) if i not in kept
         )
+        for i in sorted(kept):
+            self.on_progress("stream", self.episodes[i].stream.id)
         active: list[_Stream] = []
         while queue or active:
             while queue and len(active) < self.plan.settings.streams_in_flight:
@@ -253,8 +258,8 @@ class StreamingRunner:
             facts=episode.facts if self.plan.policy_cls.privileged else (),
         )
         try:
-            self.policy.start_stream(info)
-        except Exception:
+            self._call("policy.start_stream()", self.policy.start_stream, info)
+        except PLUGIN_FAILURES:
             state.failure = ("policy_error", traceback.format_exc())
         return state
 
@@ -294,25 +299,47 @@ class StreamingRunner:
             for s, q, snapshot, frames in answerable
         ]
         began = time.perf_counter()
-        outputs = _call_isolating(self.reader.answer, inputs, "answer()") if inputs else []
+        answer = self._watched("reader.answer()", self.reader.answer)
+        results = _call_isolating(answer, inputs, "answer()") if inputs else []
+        outputs = [_checked_output(result) for result in results]
         self.timing.read_s += time.perf_counter() - began
         judgments = self._judge([(s, q) for s, q, _, _ in answerable], outputs)
         for (stream, question, snapshot, _), shown, output, judgment in zip(
             answerable, inputs, outputs, judgments, strict=True
         ):
             stream.rows.append(
-                self._row(stream, question, snapshot, output, judgment=judgment,
-                          shown=len(shown.memory.entries))
+                self._scored_row(stream, question, snapshot, output, judgment,
+                                 shown=len(shown.memory.entries))
             )
             self.timing.questions += 1
+            self.on_progress("question", stream.id)
             notice = TaskNotice(
                 stream.id, question.id, question.ask_time, question.text, question.options,
                 question.category,
             )
             try:
-                self.policy.notice(notice)
-            except Exception:
+                self._call("policy.notice()", self.policy.notice, notice)
+            except PLUGIN_FAILURES:
                 stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+
+    def _scored_row(
+        self, stream: _Stream, question: Question, snapshot: MemorySnapshot,
+        output: ReaderOutput | BaseException, judgment: Judgment | None, *, shown: int,
+    ) -> QuestionRow:
+        """The answered question's row; a reply that makes scoring raise fails only its
+        question (``scoring_error``, no output kept: a failed row has none)."""
+        try:
+            return self._row(stream, question, snapshot, output, judgment=judgment, shown=shown)
+        except Exception:
+            failure = ("scoring_error", traceback.format_exc())
+            return self._row(stream, question, snapshot, None, failure, shown=shown)
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """A policy or reader call, under the run's ``call_timeout_s``."""
+        return call_within(self.plan.settings.call_timeout_s, what, fn, *args)
+
+    def _watched(self, what: str, fn: Callable[[list[Any]], T]) -> Callable[[list[Any]], T]:
+        return lambda batch: self._call(what, fn, batch)
 
     def _shown(self, question: Question, snapshot: MemorySnapshot) -> MemorySnapshot:
         """What the reader sees of a snapshot: all of it, or under the ``paper_window`` view the
@@ -332,7 +359,10 @@ class StreamingRunner:
         for i, ((stream, question), output) in enumerate(zip(asked, outputs, strict=True)):
             if question.scoring.kind != "open" or not isinstance(output, ReaderOutput):
                 continue
-            answer, abstained = open_reply(output.raw, question.scoring.abstain_text)
+            try:
+                answer, abstained = open_reply(output.raw, question.scoring.abstain_text)
+            except Exception:
+                continue  # it raises again when its row is scored, and fails that question
             if not abstained and answer.strip():
                 wanted.append(i)
                 gold = stream.episode.hidden[question.id].gold
@@ -352,14 +382,14 @@ class StreamingRunner:
         if self.plan.policy_cls.memory_only:
             return None
         try:
-            frames = self.policy.recall(stream.id, t)
+            frames = self._call("policy.recall()", self.policy.recall, stream.id, t)
             if frames is not None and float(np.max(frames.timestamps)) > t:
                 raise ValueError(
                     f"recall() returned a frame at {float(np.max(frames.timestamps)):.3f} s for "
                     f"a question asked at {t:.3f} s"
                 )
             return frames
-        except Exception:
+        except PLUGIN_FAILURES:
             stream.failure = stream.failure or ("policy_error", traceback.format_exc())
             return _FAILED
 
@@ -368,7 +398,8 @@ class StreamingRunner:
         # taken before the policy runs: what it does to a clip object cannot move its memory
         marks = [(c.index, c.t_start, c.t_end, len(c.frames)) for c in clips]
         began = time.perf_counter()
-        results = _call_isolating(self.policy.observe, clips, "observe()")
+        observe = self._watched("policy.observe()", self.policy.observe)
+        results = _call_isolating(observe, clips, "observe()")
         self.timing.observe_s += time.perf_counter() - began
         for stream, (index, t_start, t_end, frames), result in zip(batch, marks, results, strict=True):
             stream.pending = None
@@ -377,10 +408,11 @@ class StreamingRunner:
                 continue
             try:
                 stream.store.write(index, t_end, result)
-            except Exception:
+            except PLUGIN_FAILURES:  # the policy's entries (their meta) run its code here
                 stream.failure = ("policy_error", traceback.format_exc())
                 continue
             self.timing.clips += 1
+            self.on_progress("clip", stream.id)
             self.timing.frames += frames
             self.timing.video_s += t_end - t_start
 
@@ -444,8 +476,8 @@ class StreamingRunner:
     def _finish(self, stream: _Stream) -> None:
         stream.items.close()  # releases the decoder of a stream that stopped early
         try:
-            self.policy.end_stream(stream.id)
-        except Exception:
+            self._call("policy.end_stream()", self.policy.end_stream, stream.id)
+        except PLUGIN_FAILURES:
             stream.failure = stream.failure or ("policy_error", traceback.format_exc())
         if stream.failure is not None:
             answered = {r.question_id for r in stream.rows}
@@ -454,7 +486,7 @@ class StreamingRunner:
                     stream.rows.append(self._row(stream, question, None, None, stream.failure))
         stream.rows.sort(key=lambda r: (r.ask_time, r.question_id))
         self.run_dir.write_stream(stream.index, stream.id, stream.rows, stream.store.log, stream.failure)
-        self.on_stream_done(stream.id)
+        self.on_progress("stream", stream.id)
 
     def _summarize(self, wall_s: float) -> dict[str, Any]:
         rows = self.run_dir.merged_rows()
@@ -505,6 +537,55 @@ class StreamingRunner:
 _FAILED = object()
 """What ``_recall`` returns for a question it failed."""
 
+T = TypeVar("T")
+
+PLUGIN_FAILURES = (Exception, SystemExit)
+"""What a policy or reader call may raise at the cost of only its stream or question:
+``sys.exit()`` in a plugin must not end the run as a success. ``KeyboardInterrupt`` still
+stops the run."""
+
+
+class CallTimeout(TimeoutError):
+    """A policy or reader call ran past ``call_timeout_s`` and was abandoned."""
+
+
+WHOLE_BATCH_FAILURES = (BackendUnavailable, CallTimeout)
+"""Failures no single item caused: the backend is down, or the call ran out of time. Retrying
+item by item would only wait them out once more per item (and run a timed-out batch's items
+beside the abandoned call, on the same streams' state), so every item gets the error."""
+
+
+def call_within(timeout_s: float | None, what: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, or ``CallTimeout`` once ``timeout_s`` seconds have passed without a result.
+
+    Without a timeout the call runs on the caller's thread. With one it runs on a daemon worker
+    thread, which a timed-out call abandons: Python cannot stop a thread, so it may keep running
+    (and may still change the component's state) while the run goes on, and dies with the
+    process. The runner never uses what an abandoned call returns, fails every stream or
+    question it was for, and never sends those streams to the policy again (``end_stream``
+    still releases them). Later calls for other streams may overlap it: a component that keeps
+    state shared across streams (a model engine, a cache) must guard that state itself. A
+    hang cannot corrupt the run's own records: the worker touches nothing but its result."""
+    if timeout_s is None:
+        return fn(*args)
+    outcome: list[tuple[bool, Any]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=work, name=f"taskmem {what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise CallTimeout(f"{what} exceeded call_timeout_s={timeout_s:g} s; the call was abandoned")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
+
 
 def _last_written(log: Sequence[StoredEntry]) -> float:
     return max((s.written_at for s in log), default=0.0)
@@ -515,7 +596,8 @@ def _call_isolating(
 ) -> list[Any]:
     """``fn(items)``, checked to return one result per item. If it raises, ``fn`` is called on
     each item alone, so only the items that fail on their own get the exception (returned in
-    their place) and one bad stream does not sink its batch."""
+    their place) and one bad stream does not sink its batch; a ``WHOLE_BATCH_FAILURES`` error
+    goes to every item not yet answered, without further calls."""
 
     def checked(batch: list[Any]) -> list[Any]:
         results = fn(batch)
@@ -526,16 +608,30 @@ def _call_isolating(
 
     try:
         return checked(items)
-    except Exception as exc:
-        if len(items) == 1:
-            return [exc]
+    except PLUGIN_FAILURES as exc:
+        if len(items) == 1 or isinstance(exc, WHOLE_BATCH_FAILURES):
+            return [exc] * len(items)
     results: list[Any] = []
     for item in items:
         try:
             results.extend(checked([item]))
-        except Exception as exc:
+        except WHOLE_BATCH_FAILURES as exc:
+            return results + [exc] * (len(items) - len(results))
+        except PLUGIN_FAILURES as exc:
             results.append(exc)
     return results
+
+
+def _checked_output(result: object) -> ReaderOutput | BaseException:
+    """A reader's result as the runner accepts it: a ``ReaderOutput`` holding a ``str``, or an
+    exception (its question's ``reader_error``) naming what came instead."""
+    if isinstance(result, BaseException):
+        return result
+    if not isinstance(result, ReaderOutput):
+        return TypeError(f"answer() must return ReaderOutput objects, got {type(result).__name__}")
+    if not isinstance(result.raw, str):
+        return TypeError(f"ReaderOutput.raw must be a str, got {type(result.raw).__name__}")
+    return result
 
 
 def _judge_isolating(judge: LLMJudge, items: list[JudgeItem]) -> list[Judgment]:

@@ -64,14 +64,19 @@ class SideChannels:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Throughput knobs; they change speed, never results."""
+    """Throughput knobs and the call deadline; they change speed, never a result that was
+    computed (a call past the deadline fails its stream or questions, recorded as failures)."""
 
     batch_size: int = 8
     streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
+    call_timeout_s: float | None = None
+    """Wall-clock limit of each policy and reader call (``runner.call_within``); None: none."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:
             raise ValueError("batch_size and streams_in_flight must be at least 1")
+        if self.call_timeout_s is not None and not 0 < self.call_timeout_s < math.inf:
+            raise ValueError("call_timeout_s must be positive and finite (or none)")
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,24 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+INT64_RANGE = (-(2**63), 2**63 - 1)
+"""Every integer setting (and ``--seed``, ``--limit``) fits a signed 64-bit integer: manifests
+are read back as 64-bit columns (results, the leaderboard) and passed to backends that take one."""
+
+
+def check_int64(value: Any, what: str) -> None:
+    """Refuse an integer, anywhere in ``value`` (nested in lists or mappings), outside
+    ``INT64_RANGE``, naming where it is."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_int64(item, f"{what}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_int64(item, f"{what}[{index}]")
+    elif isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+        raise ConfigError(f"{what} = {value} is outside the signed 64-bit integer range")
+
+
 def validate(cls: type, values: Mapping[str, Any], what: str) -> Any:
     """Build the dataclass ``cls`` from ``values``, converting strings, with a readable error."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -144,13 +167,15 @@ def validate(cls: type, values: Mapping[str, Any], what: str) -> Any:
     if unknown:
         raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     try:
-        return pydantic.TypeAdapter(cls).validate_python(dict(values))
+        config = pydantic.TypeAdapter(cls).validate_python(dict(values))
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
             for e in exc.errors()
         )
         raise ConfigError(f"{what}: {problems}") from None
+    check_int64(dataclasses.asdict(config), what)  # after conversion: a quoted "9…9" is an int now
+    return config
 
 
 def load_task(name_or_path: str) -> TaskConfig:

@@ -23,6 +23,10 @@ from taskmem_bench.results import summarize
 
 HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 """A policy name that would run script if any page failed to escape it."""
+COMMITTED = Path(__file__).parent.parent / "results"
+FULL_RUNS = ("mini-blind.tar.gz", "mini-readme-heard.tar.gz")
+"""Committed bundles of full ``mini`` runs (all 12 videos) that ``make_results`` adds: the test
+runs cover 2 videos, and a board needs full runs to rank."""
 
 
 @dataclass(frozen=True)
@@ -172,10 +176,11 @@ def tamper_accuracy(parts: Parts) -> None:
 
 
 def make_results(folder: Path, bundles: dict[str, Path]) -> Path:
-    """A results folder as contributors would fill it: the real bundles, a valid bundle whose
-    texts hold markup, and a tampered one (edited accuracy, checksums recomputed)."""
+    """A results folder as contributors would fill it: the real bundles (runs of 2 videos), two
+    committed full runs (``FULL_RUNS``), a valid bundle whose texts hold markup, and a tampered
+    one (edited accuracy, checksums recomputed)."""
     folder.mkdir(parents=True)
-    for key, path in bundles.items():
+    for path in [*bundles.values(), *(COMMITTED / name for name in FULL_RUNS)]:
         (folder / path.name).write_bytes(path.read_bytes())
     rewrite_bundle(bundles["open"], folder / "hostile.tar.gz", hostile)
     rewrite_bundle(bundles["oracle"], folder / "tampered.tar.gz", tamper_accuracy)

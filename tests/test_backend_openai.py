@@ -22,6 +22,7 @@ import pytest
 from taskmem_bench.backends import BackendSettings, get_backend
 from taskmem_bench.backends.base import (
     Backend,
+    BackendUnavailable,
     ChatRequest,
     Generation,
     ImagePart,
@@ -33,9 +34,16 @@ from taskmem_bench.backends.base import (
 from taskmem_bench.backends.openai_http import (
     OpenAIBackend,
     OpenAIBackendError,
+    _environment_proxy,
     cache_root,
+    request_key,
 )
-from taskmem_bench.backends.wire import decode_completion, decode_request, encode_request
+from taskmem_bench.backends.wire import (
+    UnusableCompletion,
+    decode_completion,
+    decode_request,
+    encode_request,
+)
 from taskmem_bench.testing.server import ChatServer
 
 MODEL = "echo-model"
@@ -194,21 +202,34 @@ def test_429_and_503_are_retried_with_exponential_backoff(tmp_path):
 def test_retries_give_up_naming_the_status_and_the_servers_message(tmp_path):
     with ChatServer(EchoBackend(), faults=(503, 503, 503)) as server:
         backend = client(server, tmp_path, max_retries=1)
-        with pytest.raises(OpenAIBackendError, match=r"HTTP 503 \(after 1 retries\): .*injected"):
+        with pytest.raises(BackendUnavailable, match=r"HTTP 503 \(after 1 retries\): .*injected"):
             backend.generate([text_request("x")])
+    assert server.stats.requests == 2
+
+
+def test_a_500_is_retried_but_is_the_requests_own_failure(tmp_path):
+    """The server is up and failed on this request (the loopback server's answer when its
+    model raises), so the runner may still try the other items."""
+    with ChatServer(EchoBackend(), faults=(500, 500)) as server:
+        with pytest.raises(OpenAIBackendError, match=r"HTTP 500 \(after 1 retries\)") as caught:
+            client(server, tmp_path, max_retries=1).generate([text_request("x")])
+    assert not isinstance(caught.value, BackendUnavailable)
     assert server.stats.requests == 2
 
 
 def test_client_errors_are_not_retried_and_show_the_servers_message(tmp_path):
     with ChatServer(EchoBackend(), faults=(400,)) as server:
         backend = client(server, tmp_path, max_retries=3)
-        with pytest.raises(OpenAIBackendError, match=r"HTTP 400 \(not retried\): .*fault: HTTP"):
+        with pytest.raises(OpenAIBackendError, match=r"HTTP 400 \(not retried\): .*fault") as a:
             backend.generate([text_request("x")])
         assert server.stats.requests == 1
     with ChatServer(EchoBackend(), model="another-model") as server:
-        with pytest.raises(OpenAIBackendError, match="HTTP 404 .*`echo-model` does not exist"):
+        with pytest.raises(OpenAIBackendError, match="HTTP 404 .*`echo-model` does not") as b:
             client(server, tmp_path, max_retries=3).generate([text_request("x")])
         assert server.stats.requests == 1
+    # the request was refused, the server is up: the runner may go on item by item
+    assert not isinstance(a.value, BackendUnavailable)
+    assert not isinstance(b.value, BackendUnavailable)
 
 
 def test_an_unreachable_server_is_named(tmp_path):
@@ -217,17 +238,40 @@ def test_an_unreachable_server_is_named(tmp_path):
         BackendSettings(backend="openai", model=MODEL, base_url=url, max_retries=1,
                        response_cache_dir=str(tmp_path))
     )
-    with pytest.raises(OpenAIBackendError, match=f"cannot reach .*{url} \\(after 1 retries\\)"):
+    with pytest.raises(BackendUnavailable, match=f"cannot reach .*{url} \\(after 1 retries\\)"
+                       ": ConnectionRefusedError"):
         backend.generate([text_request("x")])
+
+
+def test_a_dead_server_fails_the_batch_after_one_retry_budget(tmp_path):
+    """Requests still queued when the first one finds the server down are not sent: a batch of
+    8 at concurrency 2 costs the 2 in flight their retries (4 requests), not 8 budgets (16)."""
+    with ChatServer(EchoBackend(), faults=(503,) * 100) as server:
+        backend = client(server, tmp_path, concurrency=2, max_retries=1)
+        with pytest.raises(BackendUnavailable, match="HTTP 503"):
+            backend.generate([text_request(f"item {i}") for i in range(8)])
+    assert server.stats.requests == 4
 
 
 def test_a_slow_answer_times_out(tmp_path):
     with ChatServer(EchoBackend(delay=lambda r: 1.0)) as server:
         backend = client(server, tmp_path, timeout_s=0.3, max_retries=0)
         start = time.monotonic()
-        with pytest.raises(OpenAIBackendError, match=r"did not answer within timeout_s=0.3 s"):
+        with pytest.raises(BackendUnavailable, match=r"did not answer within timeout_s=0.3 s"):
             backend.generate([text_request("x")])
         assert time.monotonic() - start < 0.9
+
+
+def test_a_trickling_answer_is_cut_off_at_timeout_s(tmp_path):
+    """One byte every 0.2 s beats any per-read timeout of 0.5 s, and the whole answer would
+    take over a minute; ``timeout_s`` ends each attempt, so two attempts end in seconds."""
+    with ChatServer(EchoBackend(), trickle=0.2) as server:
+        backend = client(server, tmp_path, timeout_s=0.5, max_retries=1)
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r"did not answer within timeout_s=0.5 s"):
+            backend.generate([text_request("x")])
+        assert time.monotonic() - start < 30
+        assert server.stats.requests == 2
 
 
 def test_concurrency_limit_is_respected_and_results_keep_request_order(tmp_path):
@@ -260,6 +304,98 @@ def test_failed_requests_are_not_cached(tmp_path):
         client(server, tmp_path).generate([text_request("x")])
         client(server, tmp_path).generate([text_request("x")])
         assert server.stats.requests == 2
+
+
+def content(value):
+    """A rewrite that sets the first reply's ``content`` to ``value`` and leaves later ones."""
+    def rewrite(number, body):
+        if number == 1:
+            body["choices"][0]["message"]["content"] = value
+        return body
+    return rewrite
+
+
+UNUSABLE = {
+    "int content": (content(12345), r"choices\[0\]\.message\.content is int 12345, expected a str"),
+    "list content": (content(["a"]), r"choices\[0\]\.message\.content is list"),
+    "not JSON": (lambda n, body: b"<html>\n busy\n</html>" if n == 1 else body,
+                 r"not JSON .*: <html> busy </html>"),
+    "no choices": (lambda n, body: {**body, "choices": []} if n == 1 else body,
+                   "choices is an empty list"),
+    "a list": (lambda n, body: [body] if n == 1 else body, "the reply is list"),
+    "int reasoning": (lambda n, body: body if n > 1 else {
+        **body, "choices": [{**body["choices"][0], "message": {"reasoning_content": 7}}]
+    }, r"reasoning_content is int 7"),
+    "int finish_reason": (lambda n, body: body if n > 1 else {
+        **body, "choices": [{**body["choices"][0], "finish_reason": 0}]
+    }, r"choices\[0\]\.finish_reason is int 0"),
+}
+
+
+@pytest.mark.parametrize("rewrite, problem", UNUSABLE.values(), ids=UNUSABLE)
+def test_an_unusable_reply_fails_its_request_and_is_never_cached(tmp_path, rewrite, problem):
+    """An answer that is not a usable completion fails its request with one line naming the
+    field at fault, is not cached (the next run asks again and gets a usable answer), and is
+    the request's own failure, not a server found down."""
+    with ChatServer(EchoBackend(), rewrite=rewrite) as server:
+        with pytest.raises(OpenAIBackendError, match=problem) as caught:
+            client(server, tmp_path).generate([text_request("x")])
+        assert not isinstance(caught.value, BackendUnavailable)
+        assert "\n" not in str(caught.value)
+        assert list((tmp_path / "cache").glob("*/*.json")) == []
+        (generation,) = client(server, tmp_path).generate([text_request("x")])
+        assert json.loads(generation.text)["digest"] == digest(text_request("x"))
+        assert server.stats.requests == 2
+
+
+def test_the_usable_replies_of_a_batch_are_kept_when_one_is_not(tmp_path):
+    requests = [text_request("a"), text_request("b")]
+    with ChatServer(EchoBackend(), rewrite=content(12345)) as server:
+        with pytest.raises(OpenAIBackendError, match="content is int"):
+            client(server, tmp_path, concurrency=1).generate(requests)
+        generations = client(server, tmp_path).generate(requests)
+        assert server.stats.requests == 3  # only the unusable one is sent again
+    assert [json.loads(g.text)["digest"] for g in generations] == [digest(r) for r in requests]
+
+
+def test_an_unusable_cached_reply_is_sent_again(tmp_path):
+    """A cache an older version filled with an unusable reply does not fail every rerun."""
+    request = text_request("x")
+    with ChatServer(EchoBackend()) as server:
+        backend = client(server, tmp_path)
+        key = request_key(encode_request(request, MODEL))
+        backend.cache.put(key, {"choices": [{"message": {"content": 12345}}]})
+        (generation,) = backend.generate([request])
+        assert server.stats.requests == 1
+    assert json.loads(generation.text)["digest"] == digest(request)
+    assert decode_completion(backend.cache.get(key)) == generation
+
+
+def test_decoding_refuses_what_is_not_a_completion():
+    good = {"choices": [{"message": {"content": None}, "finish_reason": "stop"}], "usage": None}
+    assert decode_completion(good) == Generation("", "stop", {})
+    for bad, problem in [
+        ("text", "the reply is str 'text', expected an object"),
+        ({"choices": {}}, "choices is dict {}, expected a list"),
+        ({"choices": [{"message": "hi"}]}, "choices[0].message is str 'hi', expected an object"),
+        ({**good, "usage": 3}, "usage is int 3, expected an object"),
+    ]:
+        with pytest.raises(UnusableCompletion) as caught:
+            decode_completion(bad)
+        assert str(caught.value) == problem
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_exempts_the_host(monkeypatch):
+    """The deadline transport replaces httpx's default one, so it looks proxies up itself."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for variant in (name, name.lower()):
+            monkeypatch.delenv(variant, raising=False)
+    assert _environment_proxy("https://api.example.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,internal.example.com")
+    assert _environment_proxy("https://api.example.com/v1") == "http://proxy:3128"
+    assert _environment_proxy("https://internal.example.com/v1") is None
+    assert _environment_proxy("http://api.example.com/v1") is None
 
 
 def test_api_key_comes_from_the_named_variable_and_loopback_needs_none(monkeypatch):

@@ -24,8 +24,9 @@ from taskmem_bench.backends import (
 from taskmem_bench.backends.hf import TransformersBackend
 
 
-def settings(model: Path | str) -> BackendSettings:
-    return BackendSettings(backend="transformers", model=str(model), device="cpu", dtype="float32")
+def settings(model: Path | str, **more: object) -> BackendSettings:
+    return BackendSettings(backend="transformers", model=str(model), device="cpu", dtype="float32",
+                           **more)
 
 
 def ask(text: str, max_new_tokens: int = 12, **sampling) -> ChatRequest:
@@ -261,3 +262,31 @@ def test_auto_device_and_bfloat16_on_a_gpu(tiny_vl_model: Path) -> None:
     requests = [watch(clip(120.0)), ask("hello", 6)]
     for generation in backend.generate(requests):
         assert generation.usage["completion_tokens"] >= 1
+
+
+@pytest.mark.parametrize("kind", ["lora", "steering"])
+def test_a_peft_adapter_folder_applies_to_every_request(
+    vl_backend: TransformersBackend, tiny_vl_model: Path, tmp_path: Path, kind: str
+) -> None:
+    """``lora_path`` takes a PEFT folder: a LoRA, or TaskMem's steering vector (a BEFT bias on
+    one layer's ``down_proj``). Non-zero adapter weights change what the model writes."""
+    from peft import BeftConfig, LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_vl_model)
+    if kind == "lora":
+        config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    else:
+        config = BeftConfig(target_modules=["language_model.layers.1.mlp.down_proj"])
+    adapted = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 2.0)
+    adapted.save_pretrained(tmp_path / "adapter")
+    backend = TransformersBackend(settings(tiny_vl_model, lora_path=str(tmp_path / "adapter")))
+    request = ask("Describe the room.")
+    assert backend.generate([request])[0].text != vl_backend.generate([request])[0].text
+    assert backend.describe()["lora_path"] == str(tmp_path / "adapter")
+    with pytest.raises(FileNotFoundError, match="not a PEFT adapter folder"):
+        TransformersBackend(settings(tiny_vl_model, lora_path=str(tiny_vl_model)))

@@ -98,16 +98,21 @@ def browser(make_browser: Callable[..., Any]) -> Any:
     return make_browser()
 
 
-def _rows(driver: Any) -> list[Any]:
-    return driver.find_elements("css selector", "#leaderboard tbody tr")
+def _rows(driver: Any, group: str = "") -> list[Any]:
+    """The main table's entry rows (not the group headings), of one group if named."""
+    where = f"[data-group='{group}']" if group else ""
+    return driver.find_elements("css selector", f"#leaderboard tbody{where} tr[data-track]")
 
 
-def _visible_policies(driver: Any) -> list[str]:
+def _visible_policies(driver: Any, group: str = "") -> list[str]:
     return [
         row.find_element("css selector", "td.policy").get_attribute("data-value")
-        for row in _rows(driver)
+        for row in _rows(driver, group)
         if row.is_displayed()
     ]
+
+
+GROUPS = ("ranked", "partial", "controls")
 
 
 def _open(driver: Any, url: str) -> None:
@@ -128,19 +133,23 @@ def test_table_renders_every_accepted_run(browser: Any, site_url: str, leaderboa
     assert (SCREENSHOTS / "leaderboard.png").stat().st_size > 10_000
 
 
-def test_sorting_by_a_column_reorders_rows(browser: Any, site_url: str) -> None:
+def test_sorting_by_a_column_reorders_rows_within_each_group(browser: Any, site_url: str) -> None:
+    """Sorting never moves a control or a partial run into the ranking."""
     _open(browser, site_url + "index.html")
-    default = _visible_policies(browser)
+    default = {g: _visible_policies(browser, g) for g in GROUPS}
     header = browser.find_element("css selector", "th[data-col='0'] button")  # Policy
     header.click()
-    ascending = _visible_policies(browser)
-    assert ascending == sorted(default, key=str.lower) and ascending != default
+    ascending = {g: _visible_policies(browser, g) for g in GROUPS}
+    assert ascending == {g: sorted(names, key=str.lower) for g, names in default.items()}
+    assert ascending != default
     header.click()
-    assert _visible_policies(browser) == ascending[::-1]
+    assert {g: _visible_policies(browser, g) for g in GROUPS} == {g: n[::-1] for g, n in ascending.items()}
     before = _visible_policies(browser)
-    browser.find_element("css selector", "th[data-col='9'] button").click()  # mini Mem/h
-    cells = [row.find_elements("css selector", "td")[9].get_attribute("data-value") for row in _rows(browser)]
-    assert [float(c) for c in cells] == sorted((float(c) for c in cells), reverse=True)
+    browser.find_element("css selector", "th[data-col='10'] button").click()  # mini Mem/h
+    for group in GROUPS:
+        cells = [row.find_elements("css selector", "td")[10].get_attribute("data-value")
+                 for row in _rows(browser, group)]
+        assert [float(c) for c in cells] == sorted((float(c) for c in cells), reverse=True)
     assert _visible_policies(browser) != before  # the click sorted, not an order that happened to fit
 
 
@@ -150,11 +159,15 @@ def test_filters_hide_rows(browser: Any, site_url: str) -> None:
     box.send_keys("oracle")
     assert _visible_policies(browser) == ["oracle"]
     assert browser.find_element("id", "shown").text == f"1 of {len(_rows(browser))} shown"
+    heads = {g: browser.find_element("css selector", f"tbody[data-group='{g}'] tr.group-head")
+             for g in GROUPS}
+    assert [g for g, head in heads.items() if head.is_displayed()] == ["controls"]
     box.clear()
     box.send_keys(" ")  # clear() fires no input event; a space matches everything
     browser.find_element("css selector", "input[name=track][value=control]").click()
     visible = _visible_policies(browser)
-    assert "oracle" not in visible and "blind" not in visible and len(visible) == 4
+    assert "oracle" not in visible and "blind" not in visible and len(visible) == 5
+    assert not heads["controls"].is_displayed() and heads["ranked"].is_displayed()
     from selenium.webdriver.support.select import Select
 
     Select(browser.find_element("id", "side")).select_by_value("none")
@@ -199,6 +212,12 @@ def test_page_without_javascript_still_shows_the_table(
     assert not driver.find_elements("css selector", "th button")
     rows = _rows(driver)
     assert len(rows) == len(leaderboard_site.accepted) and all(row.is_displayed() for row in rows)
-    assert _visible_policies(driver)[0] == "oracle"  # server-side default: best mean Acc first
+    # server-side default: the ranking (the one full run of a memory policy) first, then the
+    # runs of 2 videos, then the controls, each group by best mean Acc
+    tracks = [row.get_attribute("data-track") for row in rows]
+    assert _visible_policies(driver, "ranked") == ["my_policies:Heard"]
+    assert tracks[-3:] == ["control"] * 3 and "control" not in tracks[:-3]  # 2 blind, 1 oracle
+    heads = driver.find_elements("css selector", "#leaderboard tr.group-head th")
+    assert [h.text.split(":")[0] for h in heads] == ["Ranking", "Runs of part of a benchmark", "Controls"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / "leaderboard-no-js.png"))

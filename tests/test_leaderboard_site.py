@@ -48,7 +48,7 @@ def _parse(path: Path) -> _Tags:
 def test_site_has_every_page_and_download(leaderboard_site: BuildResult) -> None:
     site = leaderboard_site.site
     ids = {run.run_id for run in leaderboard_site.accepted}
-    assert len(ids) == 6  # five real runs and the hostile one
+    assert len(ids) == 8  # five real runs, two committed full runs and the hostile one
     for page in ("index.html", "about.html", "benchmarks/mini.html", "leaderboard.json",
                  "static/style.css", "static/leaderboard.js", MARKER):
         assert (site / page).is_file(), page
@@ -110,13 +110,13 @@ def test_cli_build_reports_each_rejection_and_exits_1(
     rejected = [line for line in captured.err.splitlines() if line.startswith("rejected")]
     assert len(rejected) == 1
     assert rejected[0].startswith("rejected tampered.tar.gz: summary.json states acc = ")
-    assert "6 runs accepted, 1 rejected" in captured.out
+    assert "8 runs accepted, 1 rejected" in captured.out
 
     hostile_page = next((site / "runs").glob("mini-script-*"))
     (results / "tampered.tar.gz").unlink()
     (results / "hostile.tar.gz").unlink()
     assert main(["leaderboard", "build", str(results), "-o", str(site)]) == 0
-    assert len(list((site / "runs").iterdir())) == 5
+    assert len(list((site / "runs").iterdir())) == 7
     assert not hostile_page.exists()  # a removed bundle leaves no page behind
 
 
@@ -152,7 +152,7 @@ def test_committed_results_are_all_accepted() -> None:
     policies = {run.policy for run in accepted}
     assert {"blind", "oracle"} < policies and len(policies) >= 3
     assert {run.task for run in accepted} == {"mini"}
-    assert all(run.manifest.limit is None for run in accepted)  # full runs, not test-sized
+    assert all(run.coverage.full for run in accepted)  # full runs, not test-sized
 
 
 def test_ci_workflow_and_make_target_build_the_site_from_results() -> None:
@@ -167,6 +167,22 @@ def test_ci_workflow_and_make_target_build_the_site_from_results() -> None:
     makefile = (REPO / "Makefile").read_text()
     target = re.search(r"^leaderboard:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
     assert "taskmem-bench leaderboard build results -o build/site" in target
+
+
+def test_ci_publishes_the_site_with_github_pages_from_the_default_branch_only() -> None:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "leaderboard.yml").read_text())
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    package = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert package["with"]["path"] == "build/site"
+    for condition in ("github.event_name != 'pull_request'",
+                      "github.ref_name == github.event.repository.default_branch"):
+        assert condition in package["if"]  # a pull request never publishes
+    assert deploy["needs"] == "build" and "needs.build.outputs.pages == 'success'" in deploy["if"]
+    assert build["outputs"]["pages"] == "${{ steps.%s.outcome }}" % package["id"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert workflow["permissions"] == {"contents": "read"}  # only the deploy job may write
+    assert deploy["environment"]["name"] == "github-pages"
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
 
 
 def test_build_site_refuses_to_replace_a_file(leaderboard_bundles: dict[str, Path], tmp_path: Path) -> None:

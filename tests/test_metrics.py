@@ -8,7 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from taskmem_bench.scoring.metrics import Z_95, Scores, score, score_by, score_rows
+from taskmem_bench.scoring.metrics import (
+    Z_95,
+    Scores,
+    failure_reason,
+    score,
+    score_by,
+    score_rows,
+)
 
 
 def _loop_se(residuals: list[float], clusters: list[str]) -> float:
@@ -98,7 +105,8 @@ def test_parse_failures_are_wrong_and_covered() -> None:
     assert (s.acc, s.cov, s.prec) == (0.25, 0.75, pytest.approx(1 / 3))
 
 
-def test_failed_rows_count_as_wrong_whatever_their_flags() -> None:
+def test_failed_rows_count_as_wrong_and_not_covered_whatever_their_flags() -> None:
+    """A failed question was never answered: with the reader's server down, Cov is 0, not 1."""
     s = score(
         correct=[True, True, False, False],
         abstained=[False, False, True, False],
@@ -106,7 +114,21 @@ def test_failed_rows_count_as_wrong_whatever_their_flags() -> None:
         failed=[True, False, True, False],
     )
     assert (s.n, s.correct, s.abstained, s.failed) == (4, 1, 0, 2)
-    assert (s.acc, s.cov, s.prec) == (0.25, 1.0, 0.25)
+    assert (s.acc, s.cov, s.prec) == (0.25, 0.5, 0.5)
+    down = score([False] * 4, [False] * 4, ["a", "a", "b", "b"], failed=[True] * 4)
+    assert (down.acc, down.cov, down.prec) == (0.0, 0.0, None)
+
+
+def test_a_failed_judge_call_is_a_failed_row() -> None:
+    rows = _rows().with_columns(  # the last row's answer was not abstained, but not judged
+        pl.Series("extraction", [None, None, None, None, None, "judge_error"], pl.String),
+        pl.Series("abstained", [False, True, False, False, False, False]),
+    )
+    s = score_rows(rows)
+    assert (s.n, s.failed, s.abstained) == (6, 2, 1)  # the policy_error row and the judge error
+    assert s.cov == pytest.approx(3 / 6)
+    reasons = rows.select(failure_reason())[:, 0].to_list()
+    assert reasons == [None, None, None, None, "policy_error", "judge_error"]
 
 
 def test_empty_input_gives_none_everywhere() -> None:
@@ -237,8 +259,10 @@ def _rows() -> pl.DataFrame:
             "abstained": [False, True, False, False, False, True],
             "parse_failed": [False, False, False, True, False, False],
             "failure": [None, None, None, None, "policy_error", None],
+            "extraction": ["answer_line", "abstained", "answer_line", "no_choice", None,
+                           "abstained"],
         },
-        schema_overrides={"failure": pl.String},
+        schema_overrides={"failure": pl.String, "extraction": pl.String},
     )
 
 

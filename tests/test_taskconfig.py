@@ -91,7 +91,8 @@ def test_the_judge_is_set_only_through_judge_keys() -> None:
 def test_egolife_paper_keeps_its_three_samples_with_its_own_reader() -> None:
     task = load_task("egolife_paper")
     assert (task.memory_view, task.scoring) == ("paper_window", "egolife")
+    model = [parse_override("model=/m/reader")]
     for reader in (None, "paper"):
-        config = build_plan(task, "blind", reader=reader).reader_config
+        config = build_plan(task, "blind", reader=reader, overrides=model).reader_config
         assert (config.samples, config.temperature) == (3, 0.7)
-    assert build_plan(task, "blind", reader="retrieval").reader_config.samples == 1
+    assert build_plan(task, "blind", reader="retrieval", overrides=model).reader_config.samples == 1

@@ -1,5 +1,7 @@
 // Sorting and filtering for the main table. Plain JS, no libraries. The table is complete
 // without it: this only reorders and hides rows that the server-rendered page already has.
+// Its groups (the ranking, partial runs, controls) are separate tbodies: sorting reorders the
+// rows within each group, never moves a row into another.
 "use strict";
 
 (function () {
@@ -8,8 +10,12 @@
   if (!table || !controls) {
     return;
   }
-  const body = table.tBodies[0];
-  const rows = Array.from(body.rows);
+  const groups = Array.from(table.tBodies, (body) => ({
+    body: body,
+    head: body.querySelector("tr.group-head"),
+    rows: Array.from(body.rows).filter((row) => row.dataset.track !== undefined),
+  }));
+  const rows = groups.flatMap((group) => group.rows);
   const filter = document.getElementById("filter");
   const side = document.getElementById("side");
   const shown = document.getElementById("shown");
@@ -34,15 +40,17 @@
     const sign = order === "ascending" ? 1 : -1;
     table.querySelectorAll("th[aria-sort]").forEach((th) => th.removeAttribute("aria-sort"));
     header.setAttribute("aria-sort", order);
-    const sorted = rows.slice().sort((a, b) => {
-      const x = key(a, col, numeric);
-      const y = key(b, col, numeric);
-      if (x === null || y === null) {
-        return (x === null) - (y === null);
-      }
-      return x < y ? -sign : x > y ? sign : 0;
+    groups.forEach((group) => {
+      const sorted = group.rows.slice().sort((a, b) => {
+        const x = key(a, col, numeric);
+        const y = key(b, col, numeric);
+        if (x === null || y === null) {
+          return (x === null) - (y === null);
+        }
+        return x < y ? -sign : x > y ? sign : 0;
+      });
+      sorted.forEach((row) => group.body.appendChild(row));
     });
-    sorted.forEach((row) => body.appendChild(row));
   }
 
   table.querySelectorAll("th[data-sort]").forEach((header) => {
@@ -65,6 +73,11 @@
         && words.every((word) => text.includes(word));
       row.hidden = !show;
       visible += show ? 1 : 0;
+    });
+    groups.forEach((group) => {
+      if (group.head) {
+        group.head.hidden = group.rows.every((row) => row.hidden);
+      }
     });
     shown.textContent = visible + " of " + rows.length + " shown";
   }

@@ -13,6 +13,7 @@ from taskmem_bench.backends.base import (
     ENTRY_POINT_GROUP,
     Backend,
     BackendSettings,
+    BackendUnavailable,
     ChatRequest,
     Generation,
     ImagePart,
@@ -28,6 +29,7 @@ from taskmem_bench.plugins import load, registered
 __all__ = [
     "Backend",
     "BackendSettings",
+    "BackendUnavailable",
     "ChatRequest",
     "Generation",
     "ImagePart",

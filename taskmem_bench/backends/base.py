@@ -127,6 +127,15 @@ def split_thinking(text: str) -> tuple[str, str]:
     return "", text.strip()
 
 
+class BackendUnavailable(RuntimeError):
+    """The backend itself cannot serve any request right now (server unreachable, every retry
+    used up on connection errors, timeouts or 502/503/504 replies), as opposed to a request it
+    refused or failed on (a 4xx or 500 answer, an unusable reply).
+
+    The runner does not retry such a failure item by item: the next item would only wait out the
+    same retry budget against the same dead server."""
+
+
 @dataclass(frozen=True)
 class BackendSettings:
     """Which backend serves which model, and how; shared by every model-using policy and reader.
@@ -142,8 +151,9 @@ class BackendSettings:
     device: str = "auto"
     attn_implementation: str | None = None
     max_model_len: int | None = None
-    # vllm: a PEFT LoRA folder applied to every request; an EngineAdapter (registered name or
-    # module:Class) for changes that are not LoRA; engine sizing
+    # a PEFT adapter folder applied to every request: a LoRA (transformers, vllm) or a BEFT
+    # steering vector (transformers); vllm: an EngineAdapter (registered name or module:Class)
+    # for changes that are not LoRA; engine sizing
     lora_path: str | None = None
     adapter: str | None = None
     gpu_memory_utilization: float = 0.9

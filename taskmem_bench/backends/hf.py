@@ -57,6 +57,7 @@ from taskmem_bench.backends.base import (
     VideoPart,
 )
 from taskmem_bench.backends.identity import DEFINITION_FILES
+from taskmem_bench.backends.packaged import resolve
 
 # Files that identify a checkpoint's behaviour short of its weights (hashing those would take
 # minutes for a large model; the Hub revision, where there is one, pins them).
@@ -85,6 +86,8 @@ class TransformersBackend(Backend):
             self.processor = None
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
             self.model = AutoModelForCausalLM.from_pretrained(self.source, **load_args)
+        if settings.lora_path:
+            self.model = _with_adapter(self.model, settings.lora_path)
         self.model.eval()
         suggested = self.model.generation_config
         self.stop_ids = _stop_ids(suggested.eos_token_id, self.tokenizer.eos_token_id)
@@ -120,6 +123,7 @@ class TransformersBackend(Backend):
             "device": str(self.model.device),
             "attn_implementation": self.model.config._attn_implementation,
             "files_sha256": _files_hash(folder),
+            **({"lora_path": self.settings.lora_path} if self.settings.lora_path else {}),
         }
 
     # ------------------------------------------------------------------ internals
@@ -296,8 +300,21 @@ def _check_text_only(request: ChatRequest, index: int, architecture: str) -> Non
                 )
 
 
+def _with_adapter(model, folder: str):
+    """The model with a PEFT adapter folder applied: a LoRA, or a steering vector trained as a
+    BEFT bias (TaskMem's Phase Two); the base weights stay as loaded."""
+    from peft import PeftModel
+
+    path = Path(resolve(folder)).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"lora_path '{folder}' is not a PEFT adapter folder")
+    return PeftModel.from_pretrained(model, str(path))
+
+
 def _locate(model: str) -> str:
-    """A local model directory, checked, or a Hugging Face Hub id left to transformers."""
+    """A local model directory (a ``package:`` name resolved to one), checked, or a Hugging
+    Face Hub id left to transformers."""
+    model = resolve(model)
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from taskmem_bench.backends.base import BackendSettings
+from taskmem_bench.backends.packaged import is_packaged, resolve
 
 DEFINITION_FILES = (
     "config.json",
@@ -38,8 +39,10 @@ def model_identity(settings: BackendSettings) -> dict[str, Any]:
     record: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
     if not settings.model or settings.backend == "openai":
         return record  # a served model is named by the server; nothing local to hash
-    path = Path(settings.model).expanduser()
-    if path.is_dir():
+    path = Path(resolve(settings.model)).expanduser()
+    if is_packaged(settings.model):
+        record |= _folder(path, weights_sha256=True)  # shipped, so small enough to hash
+    elif path.is_dir():
         record |= _folder(path)
     else:
         record["hub_revision"] = _cached_hub_revision(settings.model)
@@ -48,16 +51,17 @@ def model_identity(settings: BackendSettings) -> dict[str, Any]:
     return record
 
 
-def _folder(path: Path) -> dict[str, Any]:
+def _folder(path: Path, *, weights_sha256: bool = False) -> dict[str, Any]:
+    weights = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
     return {
         "files": {
             name: hashlib.sha256((path / name).read_bytes()).hexdigest()
             for name in DEFINITION_FILES
             if (path / name).is_file()
         },
-        "weights": {
-            p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.suffix in _WEIGHT_SUFFIXES
-        },
+        "weights": {p.name: p.stat().st_size for p in weights},
+        **({"weights_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                               for p in weights}} if weights_sha256 else {}),
     }
 
 

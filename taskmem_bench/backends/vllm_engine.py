@@ -48,6 +48,7 @@ from taskmem_bench.backends.base import (
     TextPart,
 )
 from taskmem_bench.backends.hf import video_input
+from taskmem_bench.backends.packaged import resolve
 from taskmem_bench.plugins import load
 
 ADAPTER_GROUP = "taskmem_bench.vllm_adapters"
@@ -100,7 +101,7 @@ class VLLMBackend(Backend):
         vllm = _import_vllm()
         if not torch.cuda.is_available():
             raise RuntimeError("the vllm backend needs a CUDA GPU; use backend=transformers on CPU")
-        self.processor = AutoProcessor.from_pretrained(settings.model)
+        self.processor = AutoProcessor.from_pretrained(resolve(settings.model))
         multimodal = hasattr(self.processor, "video_processor")
         self.llm = vllm.LLM(**engine_args(settings, multimodal=multimodal))
         self._sampling = vllm.SamplingParams
@@ -137,7 +138,7 @@ def _import_vllm() -> Any:
 def engine_args(settings: BackendSettings, *, multimodal: bool) -> dict[str, Any]:
     """Keyword arguments of ``vllm.LLM`` for these settings."""
     args: dict[str, Any] = {
-        "model": settings.model,
+        "model": resolve(settings.model),
         "dtype": settings.dtype,
         "gpu_memory_utilization": settings.gpu_memory_utilization,
         "tensor_parallel_size": settings.tensor_parallel_size,

@@ -237,18 +237,54 @@ def completion_body(generation: Generation, model: str, request_id: str) -> dict
     }
 
 
-def decode_completion(payload: Mapping[str, Any]) -> Generation:
-    """The generation in a ``chat.completion`` object.
+class UnusableCompletion(ValueError):
+    """A reply that holds no generation: its message names the field at fault and what it held."""
 
-    A server running a reasoning parser (``vllm serve --reasoning-parser``) returns the
-    thinking apart from the content; it is put back in front as ``<think>...</think>`` so
-    :class:`Generation` splits it as for every other backend.
+
+def decode_completion(payload: Any) -> Generation:
+    """The generation in a ``chat.completion`` object; :class:`UnusableCompletion` if the object
+    does not hold one (checked field by field, so nothing unusable reaches a cache or a reader).
+
+    ``content`` may be null (OpenAI's API allows it; it reads as empty text). A server running a
+    reasoning parser (``vllm serve --reasoning-parser``) returns the thinking apart from the
+    content; it is put back in front as ``<think>...</think>`` so :class:`Generation` splits it
+    as for every other backend. Of ``usage``, the integer counts are kept (nested details are
+    not token counts).
     """
-    choice = payload["choices"][0]
-    message = choice["message"]
-    text = message.get("content") or ""
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    _check(payload, Mapping, "the reply")
+    choices = _check(payload.get("choices"), list, "choices")
+    if not choices:
+        raise UnusableCompletion("choices is an empty list, expected one choice")
+    choice = _check(choices[0], Mapping, "choices[0]")
+    message = _check(choice.get("message"), Mapping, "choices[0].message")
+    text = _optional_text(message, "content") or ""
+    reasoning = _optional_text(message, "reasoning_content") or _optional_text(message, "reasoning")
     if reasoning:
         text = f"<think>{reasoning}</think>{text}"
-    usage = {k: v for k, v in (payload.get("usage") or {}).items() if isinstance(v, int)}
-    return Generation(text=text, finish_reason=choice.get("finish_reason"), usage=usage)
+    finish_reason = _optional_text(choice, "finish_reason", "choices[0].")
+    usage = payload.get("usage")
+    usage = {} if usage is None else _check(usage, Mapping, "usage")
+    counts = {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return Generation(text=text, finish_reason=finish_reason, usage=counts)
+
+
+def _check(value: Any, kind: type, where: str) -> Any:
+    if not isinstance(value, kind):
+        raise UnusableCompletion(
+            f"{where} is {type(value).__name__} {value!r:.80}, expected {_KIND_NAMES[kind]}"
+        )
+    return value
+
+
+def _optional_text(
+    fields: Mapping[str, Any], key: str, where: str = "choices[0].message."
+) -> str | None:
+    value = fields.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UnusableCompletion(
+            f"{where}{key} is {type(value).__name__} {value!r:.80}, expected a string or null"
+        )
+    return value
+
+
+_KIND_NAMES: dict[type, str] = {Mapping: "an object", list: "a list"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, Irregularity, SkippedItem
+from taskmem_bench.datasets.jsonload import AnnotationError
 from taskmem_bench.plugins import UnknownPluginError
 
 _ADAPTERS = {
@@ -27,6 +28,7 @@ def load_adapter(name: str) -> type[DatasetAdapter]:
 
 
 __all__ = [
+    "AnnotationError",
     "DatasetAdapter",
     "DatasetRelease",
     "Irregularity",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,6 +98,15 @@ class DatasetAdapter(ABC):
 
     @abstractmethod
     def load(self, config: Any) -> DatasetRelease: ...
+
+    def load_first(
+        self, config: Any, limit: int | None, progress: Callable[[int, int], None] | None = None
+    ) -> DatasetRelease:
+        """The release for a run of its first ``limit`` streams (all when None): it may hold
+        only those, under the whole split's revision. Adapters that build media on demand
+        (mini) override this to build no more, calling ``progress(done, total)`` as they go;
+        this default loads everything."""
+        return self.load(config)
 
     @abstractmethod
     def revision(self, config: Any) -> str:

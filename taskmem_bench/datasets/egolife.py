@@ -186,15 +186,16 @@ def _question_files(root: Path, config: Config) -> tuple[dict[str, Path], dict[s
     found = {name: folder for name in ("EgoLifeQA", "EgoLifeCap")
              if (folder := _find_folder(root, name)) is not None}
     if "EgoLifeQA" not in found:
-        raise ValueError(f"egolife: no EgoLifeQA folder under {root} (expected "
-                         "EgoLifeQA/EgoLifeQA_<participant>.json)")
+        raise AnnotationError(f"egolife: no EgoLifeQA folder under {root} (expected "
+                              "EgoLifeQA/EgoLifeQA_<participant>.json)")
     available = {p.stem.removeprefix("EgoLifeQA_"): p
                  for p in sorted(found["EgoLifeQA"].glob("EgoLifeQA_*.json"))}
     wanted = tuple(config.participants) or tuple(available)
     missing = [p for p in wanted if p not in available]
     if missing or not wanted:
-        raise ValueError(f"egolife: no question file for {', '.join(missing) or 'any participant'}"
-                         f" in {found['EgoLifeQA']} (found: {', '.join(available) or 'none'})")
+        raise AnnotationError(
+            f"egolife: no question file for {', '.join(missing) or 'any participant'} in "
+            f"{found['EgoLifeQA']} (found: {', '.join(available) or 'none'})")
     return found, {p: available[p] for p in wanted}
 
 
@@ -370,6 +371,8 @@ def _malformed(record: Any) -> str | None:
         return f"not an object: {type(record).__name__}"
     if not isinstance(record.get("ID"), (str, int)):
         return "no ID"
+    if "query_time" not in record:
+        return "no 'query_time'"
     for name in ("question", "type", *CHOICE_FIELDS):
         value = record.get(name)
         if not isinstance(value, str) or not value.strip():

@@ -36,6 +36,7 @@ DAY_SECONDS = 86400.0
 
 _STAMP = re.compile(r"\d{8}")
 _DAY = re.compile(r"DAY(\d+)", re.IGNORECASE)
+_MAX_DAY_DIGITS = 4  # a week has 7 days; a longer number is a typo, not a day to convert
 # What a packed ``time`` string is made of: day tokens, digit runs, and separators between them.
 _TOKEN = re.compile(
     r"(?P<day>DAY\d+)|(?P<digits>\d+)|(?P<sep>[\s_,;:/~\-]+)|(?P<other>[A-Za-z]+|.)",
@@ -66,7 +67,7 @@ class Stamp:
 def parse_day(text: Any) -> int:
     """``"DAY3"`` (any case) -> 3."""
     match = _DAY.fullmatch(str(text).strip()) if isinstance(text, str) else None
-    if match is None or int(match[1]) < 1:
+    if match is None or len(match[1]) > _MAX_DAY_DIGITS or int(match[1]) < 1:
         raise TimeFormatError(f"not a recording day: {text!r} (expected DAY1, DAY2, ...)")
     return int(match[1])
 
@@ -151,7 +152,11 @@ def _packed_stamps(text: str, day: int) -> tuple[list[Stamp], list[str]]:
     problems: list[str] = []
     for token in _TOKEN.finditer(text):
         if token["day"]:
-            day = parse_day(token["day"])
+            try:
+                day = parse_day(token["day"])
+            except TimeFormatError as exc:  # what follows has no known day: not read
+                problems.append(f"{exc} in target_time {text!r}; the rest is not read")
+                break
         elif token["digits"]:
             try:
                 stamps.append(parse_stamp(day, token["digits"]))

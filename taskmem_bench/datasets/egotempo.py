@@ -134,7 +134,7 @@ def _annotation_file(root: Path, config: Config) -> Path:
         return direct
     found = sorted(root.rglob(Path(config.annotations).name))
     if not found:
-        raise ValueError(f"egotempo: no {config.annotations} under {root}")
+        raise AnnotationError(f"egotempo: no {config.annotations} under {root}")
     return found[0]
 
 

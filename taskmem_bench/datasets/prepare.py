@@ -205,7 +205,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     a damaged one is rebuilt, never trusted)."""
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         return None

@@ -12,7 +12,8 @@ Reads the release as published (``lmms-lab/Video-MME``): the parquet
   A prefix whose letter is not its position, or a missing prefix, is an irregularity
   (``option_label_mismatch``, ``option_unlabelled``); the option is kept where it stands.
 * A gold answer that labels no option excludes the question (``invalid_answer``); duplicate
-  question ids, missing columns or an unreadable parquet stop the load naming the file.
+  question ids, missing columns, columns of the wrong type or an unreadable parquet stop the
+  load naming the file (an ``AnnotationError``: one line, exit 2).
 * Missing media excludes each of the video's questions (``missing_media``); unreadable or
   corrupt media likewise (``corrupt_media``). Missing subtitles are counted in
   ``details["subtitles"]``; unparseable ones are an irregularity (``malformed_subtitles``).
@@ -40,13 +41,13 @@ from taskmem_bench.datasets.base import (
     DatasetAdapter, DatasetRelease, Irregularity, SkippedItem,
 )
 from taskmem_bench.datasets.files import MEDIA_SUFFIXES, FileIndex, sha256_file
+from taskmem_bench.datasets.jsonload import AnnotationError
 from taskmem_bench.datasets.prepare import MediaIndex, MediaInfo, release_root
 from taskmem_bench.datasets.srt_text import SrtError, read_srt
 from taskmem_bench.media import MediaError
 from taskmem_bench.schema import (
     ANSWER_LABELS, Episode, Hidden, MediaSegment, Question, Stream, TextEvent,
 )
-from taskmem_bench.taskconfig import ConfigError
 
 PARSER_VERSION = "videomme-v1"
 HF_REPO = "lmms-lab/Video-MME"
@@ -55,6 +56,8 @@ SUBTITLES = "subtitles"
 DURATIONS = ("short", "medium", "long")
 REQUIRED_COLUMNS = ("video_id", "duration", "domain", "sub_category", "videoID", "question_id",
                     "task_type", "question", "options", "answer")
+TEXT_COLUMNS = (*(c for c in REQUIRED_COLUMNS if c != "options"), "language")
+"""Columns whose values are used as text (``language`` where the edition has it)."""
 CURRENT_COLUMNS = frozenset({*REQUIRED_COLUMNS, "url"})
 KNOWN_EDITIONS = {("current", 2700), ("language", 2541), ("language", 2544),
                   ("language+Subtitle", 2700)}
@@ -64,9 +67,8 @@ BUCKET_SECONDS = {"short": (0.0, 180.0), "medium": (180.0, 1200.0), "long": (120
 _PREFIX = re.compile(r"^\s*\(?([A-Za-z])\s*[.)．:：]\)?(?:\s+|$)")
 
 
-class VideoMMEError(ConfigError):
-    """The annotations cannot be used as they are; the message names the file and record.
-    A ``ConfigError``, so the command line reports it like a wrong option (exit 2)."""
+class VideoMMEError(AnnotationError):
+    """The annotations cannot be used as they are; the message names the file and record."""
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,7 @@ def _edition(frame: pl.DataFrame, name: str) -> str:
     if missing:
         raise VideoMMEError(f"{name}: missing column(s) {', '.join(missing)}; "
                             f"columns found: {', '.join(frame.columns)}")
-    if not isinstance(frame.schema["options"], pl.List):
-        raise VideoMMEError(f"{name}: column options must be a list of strings, "
-                            f"not {frame.schema['options']}")
+    _check_dtypes(frame, name)
     extra = columns - CURRENT_COLUMNS
     if not extra:
         return "current"
@@ -175,6 +175,24 @@ def _edition(frame: pl.DataFrame, name: str) -> str:
     if extra == {"language", "Subtitle"}:
         return "language+Subtitle"
     return "custom:" + "+".join(sorted(extra))
+
+
+def _check_dtypes(frame: pl.DataFrame, name: str) -> None:
+    """Text columns must hold strings and ``options`` lists of them: an edited parquet with,
+    say, integer answers is refused here, naming the column, not converted."""
+    schema = frame.schema
+    wrong = [f"{c} ({schema[c]})" for c in TEXT_COLUMNS if c in schema and not _text(schema[c])]
+    options = schema["options"]
+    if not (isinstance(options, pl.List) and _text(options.inner)):
+        wrong.append(f"options ({options})")
+    if wrong:
+        raise VideoMMEError(f"{name}: column(s) of the wrong type: {', '.join(wrong)}; text "
+                            "columns must be strings and options a list of strings")
+
+
+def _text(dtype: pl.DataType) -> bool:
+    """Whether the column's values are ``str`` (categories too: pandas saves labels so)."""
+    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
 
 
 def _relative(root: Path, path: Path) -> str:

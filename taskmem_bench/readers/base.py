@@ -37,6 +37,10 @@ class ReaderInput:
 
 @dataclass(frozen=True)
 class ReaderOutput:
+    """A reader's reply to one input. The runner takes nothing else: a result that is not a
+    ``ReaderOutput`` with a ``str`` ``raw`` fails its question (``reader_error``, naming the
+    type)."""
+
     raw: str
 
 
@@ -63,7 +67,9 @@ class Reader(ABC):
         return hashlib.sha256(cls.prompt.encode()).hexdigest()[:16]
 
     @abstractmethod
-    def answer(self, inputs: Sequence[ReaderInput]) -> list[ReaderOutput]: ...
+    def answer(self, inputs: Sequence[ReaderInput]) -> list[ReaderOutput]:
+        """One output per input, in order. If it raises, the runner asks again input by input
+        to find the failing question, unless the backend is down (``BackendUnavailable``)."""
 
 
 def available_readers() -> dict[str, str]:

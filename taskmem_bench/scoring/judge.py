@@ -11,7 +11,8 @@ are decided by the caller before the judge and never reach it.
 * Decoding is greedy by default, and each item's seed comes from a hash of its own question,
   gold and answer, so a verdict never depends on which items shared its batch.
 * A judge call that fails is never dropped and never raises: a failed batch is asked again
-  item by item, and each item that still fails becomes a ``judge_error`` judgment (counted
+  item by item (not once the backend is known to be down: ``BackendUnavailable`` goes to every
+  item not yet judged), and each item that still fails becomes a ``judge_error`` judgment (counted
   wrong, with the error kept for the report; ``--resume`` judges its stream again); a reply
   that holds no valid verdict is ``unparseable`` (also wrong, with the reply kept).
 * ``max_new_tokens`` (256) suits a judge that answers directly; a thinking judge needs room to
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 from taskmem_bench.backends import (
     BackendSettings,
+    BackendUnavailable,
     ChatRequest,
     Message,
     Sampling,
@@ -216,11 +218,15 @@ class LLMJudge:
             for item in items
         ]
         replies = self._generate(requests)
-        if len(requests) > 1 and any(isinstance(r, Exception) for r in replies):
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if len(requests) > 1 and failed and not isinstance(failed[0], BackendUnavailable):
             # one bad request sinks a batch (the openai client raises on it): ask each item
             # alone so only the items that fail on their own are lost (replies cached so far
-            # are not asked for again)
-            replies = [self._generate([request])[0] for request in requests]
+            # are not asked for again); a backend that is down would only fail each again
+            replies = []
+            for request in requests:
+                down = next((r for r in replies if isinstance(r, BackendUnavailable)), None)
+                replies.append(down or self._generate([request])[0])
         return [judgment_of(reply) for reply in replies]
 
     def _generate(self, requests: list[ChatRequest]) -> list[str | Exception]:

@@ -1,13 +1,14 @@
 """Paper-compatible Acc / Cov / Prec with 95 % confidence intervals clustered by stream.
 
-* **Acc** = correct / all questions, **Cov** = not abstained / all, **Prec** = Acc / Cov (the
-  identity the paper's table satisfies in every row).
+* **Acc** = correct / all questions, **Cov** = answered and not abstained / all, **Prec** =
+  Acc / Cov (the identity the paper's table satisfies in every row).
 * A parse failure (the reply names no letter) is *not correct and not abstained*: it lowers
   Acc and Prec, never Cov, so a reader cannot gain precision by rambling. Parse failures are
   counted separately so their rate can be reported.
-* A row with a failure reason (``failed``: a policy or reader error) counts as wrong and not
-  abstained whatever its other flags say, and stays in ``n``: dropping failed rows would reward
-  a policy for crashing on hard streams.
+* A failed row (``failed``: a policy, media or reader error, a failed stream, or a failed
+  LLM-judge call) was never answered: it counts as wrong and not covered whatever its other
+  flags say, and stays in ``n``. Dropping it would reward a policy for crashing on hard
+  streams; counting it as covered would show Cov 100 for a run whose server was down.
 
 Questions on one video share its memory, so their verdicts are correlated; an i.i.d. interval
 would be too narrow. Intervals use the cluster-robust standard error of a mean with the small-
@@ -27,7 +28,7 @@ Wilson score interval for p with the number of clusters G as the sample size,
 
 i.e. each stream counts as one observation, which is conservative when a stream's questions
 are perfectly correlated (p = 0 with G = 12 gives [0, z²/(G + z²)] ≈ [0, 0.2425]). For Prec,
-G counts only the streams with at least one covered (not abstained) question: the clusters of
+G counts only the streams with at least one covered (answered, not abstained) question: the clusters of
 its denominator. Non-degenerate data keep the clustered normal interval.
 
 Degenerate cases are ``None`` rather than invented numbers: with n = 0 every rate is ``None``;
@@ -99,7 +100,7 @@ def score(
     if np.any(c & a) or np.any(p & (c | a)):
         raise ValueError("a row is both correct and abstained, or a parse failure with a verdict")
     c, a = c & ~f, a & ~f
-    covered = ~a
+    covered = ~a & ~f
 
     if n == 0:
         return Scores(0, 0, 0, 0, 0, None, None, None, None, None, None, None, None, None)
@@ -172,9 +173,22 @@ def _wilson(p: float, n: int) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
+JUDGE_ERROR = "judge_error"
+"""The ``extraction`` of an open answer whose LLM-judge call failed: it has no verdict."""
+
+
+def failure_reason() -> pl.Expr:
+    """Why a result row has no verdict: its ``failure`` (a policy, media or reader error, or its
+    stream failed), else ``judge_error`` where the judge call failed; null for rows with one.
+    The one definition of a failed row for scores, failure counts and failure reports."""
+    judge_failed = pl.when(pl.col("extraction") == JUDGE_ERROR).then(pl.lit(JUDGE_ERROR))
+    return pl.coalesce(pl.col("failure"), judge_failed)
+
+
 def score_rows(rows: pl.DataFrame) -> Scores:
     """Score a result table with boolean ``correct``, ``abstained``, ``parse_failed``, string
-    ``stream_id`` (the cluster) and nullable string ``failure`` (non-null = failed row)."""
+    ``stream_id`` (the cluster), nullable strings ``failure`` and ``extraction`` (a failed row:
+    see :func:`failure_reason`)."""
     flags = rows.select("correct", "abstained", "parse_failed")
     if flags.null_count().sum_horizontal().item():
         raise ValueError("correct / abstained / parse_failed must not be null")
@@ -183,7 +197,7 @@ def score_rows(rows: pl.DataFrame) -> Scores:
         abstained=rows["abstained"].to_list(),
         clusters=rows["stream_id"].to_list(),
         parse_failed=rows["parse_failed"].to_list(),
-        failed=rows["failure"].is_not_null().to_list(),
+        failed=rows.select(failure_reason().is_not_null())[:, 0].to_list(),
     )
 
 

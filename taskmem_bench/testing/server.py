@@ -18,7 +18,11 @@ backends that are synchronous anyway. Connections close after each answer (HTTP/
 stopping the server leaves no live connection behind. Backend calls are serialized, because
 model backends are not thread-safe; ``parallel=True`` lifts that for thread-safe backends
 (test doubles) so client concurrency can be measured. ``faults`` makes the first requests
-fail with the given HTTP statuses, to test retries over real HTTP.
+fail with the given HTTP statuses, to test retries over real HTTP. Two more misbehaviours test
+what a client does with a bad server: ``rewrite`` replaces each successful answer's body (a
+malformed completion, or raw bytes that are not JSON), and ``trickle`` sends every answer one
+byte per ``trickle`` seconds, status line included, so each byte beats a per-read timeout; a
+trickling answer stops when its client hangs up or the server stops.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -64,11 +69,16 @@ class ChatServer:
         port: int = 0,
         faults: Sequence[int] = (),
         parallel: bool = False,
+        rewrite: Callable[[int, dict[str, Any]], Any] | None = None,
+        trickle: float | None = None,
     ) -> None:
         self.backend = backend
         self.model = model or backend.settings.model
         self.port = port
         self.faults = tuple(faults)
+        self.rewrite = rewrite  # (request number, completion body) -> JSON value or raw bytes
+        self.trickle = trickle
+        self.stopping = threading.Event()
         self.stats = ServerStats()
         self._lock = threading.Lock()
         self._engine = contextlib.nullcontext() if parallel else threading.Lock()
@@ -92,6 +102,7 @@ class ChatServer:
 
     def __exit__(self, *exc: object) -> None:
         assert self._http is not None and self._thread is not None
+        self.stopping.set()
         self._http.shutdown()
         self._http.server_close()
         self._thread.join()
@@ -104,7 +115,7 @@ class ChatServer:
             ],
         }
 
-    def complete(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def complete(self, raw: bytes) -> tuple[int, Any]:
         """``(status, body)`` for one chat-completions request body."""
         with self._lock:
             self.stats.requests += 1
@@ -120,7 +131,7 @@ class ChatServer:
             with self._lock:
                 self.stats.in_flight -= 1
 
-    def _complete(self, raw: bytes, number: int) -> tuple[int, dict[str, Any]]:
+    def _complete(self, raw: bytes, number: int) -> tuple[int, Any]:
         if number <= len(self.faults):
             status = self.faults[number - 1]
             return status, _error(f"injected fault: HTTP {status} for request {number}", status)
@@ -136,7 +147,8 @@ class ChatServer:
         except Exception as err:  # the client sees the failure, the server keeps serving
             log.exception("backend failed on request %d", number)
             return 500, _error(f"{type(err).__name__}: {err}", 500)
-        return 200, completion_body(generation, model, f"chatcmpl-{number}")
+        body = completion_body(generation, model, f"chatcmpl-{number}")
+        return 200, body if self.rewrite is None else self.rewrite(number, body)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -166,16 +178,33 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, _error(f"no route POST {self.path}", 404))
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _send(self, status: int, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.log_request(status)
+        self._write(_head(status, len(data)) + data)
+
+    def _write(self, data: bytes) -> None:
+        """All at once, or when trickling one byte per ``trickle`` seconds, until all are
+        sent, the client hangs up (the write raises) or the server stops."""
+        chat = self.server.chat
+        if chat.trickle is None:
+            self.wfile.write(data)
+            return
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            if chat.stopping.wait(chat.trickle):
+                return
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         log.debug("%s " + format, self.address_string(), *args)
+
+
+def _head(status: int, length: int) -> bytes:
+    """The status line and headers of an answer (HTTP/1.0: the connection closes after it)."""
+    return (
+        f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def _error(message: str, status: int) -> dict[str, Any]:

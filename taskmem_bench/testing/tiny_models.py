@@ -168,8 +168,10 @@ VISION = dict(
 )
 
 
-def train_tokenizer() -> Qwen2Tokenizer:
-    """A Qwen2 tokenizer (byte-level BPE) trained on :data:`CORPUS`, with Qwen's special tokens;
+def train_tokenizer(
+    corpus: str = CORPUS, vocab_size: int = VOCAB_SIZE, chat_template: str = CHAT_TEMPLATE
+) -> Qwen2Tokenizer:
+    """A Qwen2 tokenizer (byte-level BPE) trained on ``corpus``, with Qwen's special tokens;
     ``<|im_end|>`` ends a turn and ``<|endoftext|>`` pads, as in Qwen instruct models."""
     from transformers import Qwen2Tokenizer
 
@@ -182,11 +184,11 @@ def train_tokenizer() -> Qwen2Tokenizer:
         ]
     )
     trainer = BpeTrainer(
-        vocab_size=VOCAB_SIZE - len(SPECIAL_TOKENS) - len(THINK_TOKENS),
+        vocab_size=vocab_size - len(SPECIAL_TOKENS) - len(THINK_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(CORPUS.splitlines(keepends=True), trainer)
+    bpe.train_from_iterator(corpus.splitlines(keepends=True), trainer)
     trained = json.loads(bpe.to_str())["model"]
     tokenizer = Qwen2Tokenizer(
         vocab=trained["vocab"],
@@ -198,7 +200,7 @@ def train_tokenizer() -> Qwen2Tokenizer:
         model_max_length=TEXT["max_position_embeddings"],
     )
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     return tokenizer
 
 

@@ -15,8 +15,9 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from taskmem_bench.cachedir import cache_home
 from taskmem_bench.datasets.mini.encode import write_mp4, write_srt
 from taskmem_bench.datasets.mini.render import Renderer
 from taskmem_bench.datasets.mini.world import World
+from taskmem_bench.progress import ProgressFn
 
 GENERATOR_VERSION = "mini-v1"
 """Bump whenever rendering or encoding changes the bytes of the media."""
@@ -92,20 +94,35 @@ def produce(job: MediaJob) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def produce_all(jobs: list[MediaJob]) -> int:
-    """Produce the missing files, one worker process per core when there are several; the
-    number of episodes generated."""
+def produce_all(jobs: list[MediaJob], progress: ProgressFn | None = None) -> int:
+    """Produce the missing files, one worker process per core when there are several, calling
+    ``progress(done, total)`` after each episode; the number of episodes generated."""
     missing = [job for job in jobs if not job.done]
+    report = progress or (lambda done, total: None)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = min(len(missing), cores or 1)
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # no fork of a possibly threaded parent
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            list(pool.map(produce, missing))
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+        try:
+            futures = [pool.submit(produce, job) for job in missing]
+            for done, future in enumerate(as_completed(futures), 1):
+                future.result()
+                report(done, len(missing))
+        finally:
+            # on Ctrl-C or an error, episodes not started are dropped rather than generated
+            pool.shutdown(cancel_futures=True)
     else:
-        for job in missing:
+        for done, job in enumerate(missing, 1):
             produce(job)
+            report(done, len(missing))
     return len(missing)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool; otherwise each worker would
+    print its own KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
@@ -117,15 +134,16 @@ class Materialized:
     """Episodes (mp4 stems) whose cached files no longer matched their checksums."""
 
 
-def materialize(jobs: list[MediaJob]) -> Materialized:
+def materialize(jobs: list[MediaJob], progress: ProgressFn | None = None) -> Materialized:
     """Make every episode's files exist and match their checksums: missing episodes are
-    generated, damaged ones (changed since they were cached) discarded and regenerated. Only
-    episodes that claim to be done are discarded, so a concurrent generator is never undone."""
+    generated (``progress(done, total)`` after each), damaged ones (changed since they were
+    cached) discarded and regenerated. Only episodes that claim to be done are discarded, so a
+    concurrent generator is never undone."""
     found = [job.verified_hashes() for job in jobs]
     damaged = [job for job, hashes in zip(jobs, found) if hashes is None and job.done]
     for job in damaged:
         job.discard()
-    generated = produce_all([job for job, hashes in zip(jobs, found) if hashes is None])
+    generated = produce_all([job for job, hashes in zip(jobs, found) if hashes is None], progress)
     files: dict[str, str] = {}
     for job, hashes in zip(jobs, found):
         hashes = hashes or job.recorded_hashes()  # just written by produce

@@ -16,6 +16,7 @@ from taskmem_bench.datasets.mini.cache import (
 )
 from taskmem_bench.datasets.mini.questions import ENVIRONMENTS, make_questions
 from taskmem_bench.datasets.mini.world import World, simulate
+from taskmem_bench.progress import ProgressFn
 from taskmem_bench.schema import Episode, Fact, Hidden, MediaSegment, Question, Stream
 
 
@@ -96,8 +97,16 @@ class MiniDataset(DatasetAdapter):
         ]
 
     def load(self, config: Config | None = None) -> DatasetRelease:
-        config = config if config is not None else Config()
-        plans = [plan_episode(config, i) for i in range(config.episodes)]
+        return self.load_first(config if config is not None else Config(), None)
+
+    def load_first(
+        self, config: Config, limit: int | None, progress: ProgressFn | None = None
+    ) -> DatasetRelease:
+        """The split's first ``limit`` episodes (all when None), generating only those that
+        are not cached yet: episode ``i`` does not depend on the split's size, so they are
+        exactly the first episodes of the whole split, whose revision the release carries."""
+        count = config.episodes if limit is None else min(limit, config.episodes)
+        plans = [plan_episode(config, i) for i in range(count)]
         root = config.folder
         jobs = [
             MediaJob(p.world, config.size, config.fps,
@@ -105,7 +114,7 @@ class MiniDataset(DatasetAdapter):
                      root / f"{p.stream_id}-{p.world.digest[:12]}.srt")
             for p in plans
         ]
-        cached = materialize(jobs)
+        cached = materialize(jobs, progress)
         episodes = tuple(_episode(p, job, config) for p, job in zip(plans, jobs))
         questions = [q for e in episodes for q in e.stream.questions]
         return DatasetRelease(
