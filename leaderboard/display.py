@@ -1,8 +1,9 @@
 """How a bundle's provenance is shown to visitors: models by name, without the submitter's paths.
 
 A manifest records where things were on the submitter's machine: the command's program and
-output folder, a dataset cache, a local model folder (``/tmp/…``, ``/home/<user>/.cache/…``).
-None of that helps a visitor and some of it identifies the machine, so run pages show each
+output folder, a dataset cache, a local model folder (``/tmp/…``, ``/home/<user>/.cache/…``),
+and the rows' ``error`` column holds tracebacks (``File "/home/<user>/…"``). None of that helps
+a visitor and some of it identifies the machine, so run pages and their row downloads show each
 absolute or home path as ``LOCAL_PATH``; the bundle itself, and its checks, keep them.
 """
 
@@ -12,6 +13,8 @@ import hashlib
 import json
 import re
 from typing import Any
+
+import polars as pl
 
 from leaderboard.manifest import ModelView
 
@@ -35,6 +38,13 @@ def redact_paths(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_paths(v) for v in value]
     return value
+
+
+def published_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """A run's rows as the site publishes them: the ``error`` column's tracebacks with their
+    local paths redacted, every other cell as the bundle has it."""
+    errors = [redact_paths(error) for error in rows["error"].to_list()]
+    return rows.with_columns(pl.Series("error", errors, dtype=pl.String))
 
 
 def model_label(model: ModelView) -> str:

@@ -6,7 +6,7 @@ Layout of the site (all links relative, so it works from any path and from ``fil
     benchmarks/<task>.html     per-benchmark table, category / evidence-delay breakdowns, plots
     runs/<run_id>/index.html   provenance, scores, a sample of questions with their memory
     runs/<run_id>/rows.csv     every row (text cells guarded against spreadsheet formulas)
-    runs/<run_id>/rows.parquet every row, exact
+    runs/<run_id>/rows.parquet every row, exact but for local paths in tracebacks (``error``)
     about.html                 how to submit, what is checked, rejected bundles, citation
     leaderboard.json           the accepted runs' numbers and the rejections, for machines
     static/                    style.css, leaderboard.js
@@ -15,7 +15,8 @@ The site is written to a staging folder beside it and swapped in by renames: the
 renamed aside, the new one renamed into place, and only then is the old one deleted. A reader
 never sees a mix of two builds, a run whose bundle was removed leaves no page behind, and a
 build killed at any point leaves either site whole (with its marker), never a half-deleted
-one; what it leaves beside it (``.<site>.*``) the next build removes.
+one; what it leaves beside it (``.<site>.*``) the next build removes, after putting the old site
+back in place if the build was killed between its two renames.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import taskmem_bench
 from leaderboard import plots, tables
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
-from leaderboard.display import redact_paths
+from leaderboard.display import published_rows, redact_paths
 from leaderboard.errors import shown_name
 from leaderboard.validate import TRACKS, AcceptedRun, Rejection, validate_all
 from taskmem_bench.taskconfig import load_task
@@ -90,8 +91,7 @@ def build_site(results: Path, out: Path) -> BuildResult:
     _check_replaceable(out)
     accepted, rejected = collect(results)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in _leftovers(out):
-        shutil.rmtree(leftover)
+    _clear_leftovers(out)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         os.chmod(staging, 0o755)  # a site to serve, not mkdtemp's private 0700
@@ -112,6 +112,21 @@ def _leftovers(out: Path) -> list[Path]:
     pattern = re.compile(re.escape(f".{out.name}.") + r"[a-z0-9_]{8}(\.old)?")
     return sorted(p for p in out.parent.iterdir()
                   if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def _clear_leftovers(out: Path) -> None:
+    """Delete what a killed build left beside ``out``. A build killed between its two renames
+    left no ``out`` and the old site, whole, in its ``.old`` folder: that one is renamed back to
+    ``out`` first, so the site stays up even if this build fails too."""
+    leftovers = _leftovers(out)
+    if not out.exists():
+        whole = [p for p in leftovers if p.name.endswith(".old") and (p / MARKER).is_file()]
+        if whole:
+            latest = max(whole, key=lambda p: p.stat().st_mtime)
+            os.rename(latest, out)
+            leftovers.remove(latest)
+    for leftover in leftovers:
+        shutil.rmtree(leftover)
 
 
 def _swap_in(staging: Path, out: Path) -> Path | None:
@@ -252,8 +267,9 @@ class _Writer:
     def _run(self, run: AcceptedRun) -> None:
         folder = self.root / "runs" / run.run_id
         folder.mkdir(parents=True)
-        run.bundle.rows.write_parquet(folder / "rows.parquet")
-        guard_formulas(run.bundle.rows).write_csv(folder / "rows.csv")
+        rows = published_rows(run.bundle.rows)
+        rows.write_parquet(folder / "rows.parquet")
+        guard_formulas(rows).write_csv(folder / "rows.csv")
         exported = run.bundle.header.get("exported_by")
         self._page(
             f"runs/{run.run_id}/index.html", "run.html.j2", root="../../", run=run,

@@ -224,6 +224,7 @@ class SampleQuestion:
     outcome: str
     raw_output: str | None
     failure: str | None
+    error: str | None  # its traceback or judge error, local paths redacted
     ask_time: float
     evidence_delay: float | None
     memory: str
@@ -266,7 +267,7 @@ def _sample_question(row: dict, logs: dict) -> SampleQuestion:
         question_id=row["question_id"], category=row["category"] or "", question=row["question"] or "",
         options=list(zip(ANSWER_LABELS, [*options, "cannot be determined from memory"])),
         gold=row["gold"], parsed=row["parsed"], outcome=outcome(row),
-        raw_output=row["raw_output"], failure=redact_paths(row["failure"]),
+        raw_output=row["raw_output"], failure=row["failure"], error=redact_paths(row["error"]),
         ask_time=row["ask_time"],
         evidence_delay=row["evidence_delay"],
         memory=MemorySnapshot(row["stream_id"], row["ask_time"], entries).render(),

@@ -22,13 +22,13 @@ from typing import Any
 from taskmem_bench.taskconfig import ConfigError, Overridable, apply_overrides, parse_override
 from taskmem_bench.trainer import Trainer
 
-from taskmem import stages
+from taskmem import phase_one, stages
 
 STAGES: dict[str, tuple[type, Any]] = {
     "perception": (stages.PerceptionConfig, stages.perception),
     "captions": (stages.CaptionConfig, stages.captions),
     "warm": (stages.WarmConfig, stages.warm_start),
-    "phase-one": (stages.PhaseOneConfig, stages.phase_one),
+    "phase-one": (phase_one.PhaseOneConfig, phase_one.phase_one),
 }
 ORDER = tuple(STAGES)
 

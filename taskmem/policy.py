@@ -38,7 +38,7 @@ class TaskMemConfig(GenerationConfig):
     last frame of each earlier clip); the task's stream settings stay as they are.
     """
 
-    max_new_tokens: int = 64
+    max_new_tokens: int = 48
     window_seconds: float = 50.0
     frame_size: int = 128
     new_frames: int = 6

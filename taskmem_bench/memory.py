@@ -139,24 +139,31 @@ class WriteReport:
 
 def _frozen_copy(entry: object) -> MemoryEntry:
     """A validated copy of a policy's entry, so the log can never change after it was used:
-    finite ordered times, text and kind as strings, ``meta`` as plain JSON (numpy scalars become
-    numbers). Anything else is the policy's error, raised here, naming the field, so it costs
-    only its stream; nothing is converted to fit (``None`` is never stored as "None")."""
+    finite ordered times, text and kind as exact strings, ``meta`` as plain JSON (numpy scalars
+    become numbers). Anything else is the policy's error, raised here, naming the field, so it
+    costs only its stream; nothing is converted to fit (``None`` is never stored as "None")."""
     if not isinstance(entry, MemoryEntry):
         raise TypeError(f"policies must write MemoryEntry objects, got {type(entry).__name__}")
     t_start, t_end = _time(entry, "t_start"), _time(entry, "t_end")
     if not (math.isfinite(t_start) and math.isfinite(t_end)) or t_end < t_start:
         raise ValueError(f"memory entry times must be finite with t_start <= t_end: {t_start}, {t_end}")
-    for name in ("text", "kind"):
-        if not isinstance(getattr(entry, name), str):
-            raise TypeError(f"memory entry {name} must be a str, got {_type(getattr(entry, name))}")
+    text, kind = _string(entry, "text"), _string(entry, "kind")
     if not isinstance(entry.meta, Mapping):
         raise TypeError(f"memory entry meta must be a mapping, got {_type(entry.meta)}")
     try:
         meta = json.loads(json.dumps(dict(entry.meta), default=_json_scalar, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"memory entry meta must be JSON-serialisable: {exc}") from None
-    return MemoryEntry(t_start, t_end, entry.text, entry.kind, meta)
+    return MemoryEntry(t_start, t_end, text, kind, meta)
+
+
+def _string(entry: MemoryEntry, name: str) -> str:
+    """A text field as an exact ``str``: a plugin's ``str`` subclass is copied (``str.__str__``
+    runs none of its methods), so none of its code runs later, in the harness."""
+    value = getattr(entry, name)
+    if not isinstance(value, str):
+        raise TypeError(f"memory entry {name} must be a str, got {_type(value)}")
+    return str.__str__(value)
 
 
 def _time(entry: MemoryEntry, name: str) -> float:

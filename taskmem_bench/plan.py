@@ -14,6 +14,7 @@ from typing import Any
 import taskmem_bench
 from taskmem_bench.backends.base import BackendSettings
 from taskmem_bench.backends.identity import model_identity
+from taskmem_bench.backends.packaged import resolve
 from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
 from taskmem_bench.datasets.egolife_window import AROUND_EVIDENCE, BEFORE_QUERY
 from taskmem_bench.policy import Policy, load_policy
@@ -149,13 +150,19 @@ def check_models(users: Iterable[ModelUser]) -> None:
     """Refuse a plan in which a model-using component names no model, in one line that says
     which and the ``--set`` that fixes it: otherwise the run starts, and every clip or question
     fails on the missing model."""
-    missing = [u for u in users if _uses_model(u.config) and not u.config.model]
+    users = [u for u in users if _uses_model(u.config)]
+    missing = [u for u in users if not u.config.model]
     if missing:
         raise ConfigError("; ".join(
             f"{u.label} needs a model: --set {u.section}.model=PATH_OR_NAME (served: also "
             f"--set {u.section}.backend=openai --set {u.section}.base_url=URL)"
             for u in missing
         ))
+    for user in users:  # a shipped checkpoint the installed package lacks: say so now
+        try:
+            resolve(user.config.model)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError(f"{user.label}: {exc}") from None
 
 
 def _qualname(cls: type) -> str:

@@ -25,7 +25,9 @@ def registered(group: str) -> dict[str, str]:
 
 def load(group: str, kind: str, name: str, base: type[T]) -> type[T]:
     """The subclass of ``base`` registered as ``name`` in ``group``, or imported from a
-    ``module:Class`` path."""
+    ``module:Class`` path. Importing runs the plugin's module code: whatever it raises
+    (``SystemExit`` included, which would otherwise end the program as a success) is this
+    one-line error."""
     targets = registered(group)
     target = targets.get(name)
     if target is None and ":" not in name:
@@ -37,6 +39,10 @@ def load(group: str, kind: str, name: str, base: type[T]) -> type[T]:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise UnknownPluginError(kind, name, sorted(targets), f"cannot import: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise UnknownPluginError(
+            kind, name, sorted(targets), f"importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise UnknownPluginError(kind, name, sorted(targets), f"not a {base.__name__} subclass")
     return obj

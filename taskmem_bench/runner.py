@@ -9,12 +9,14 @@ clip from each of up to ``batch_size`` streams, which keeps a GPU backend busy.
 A failing policy, decoder or reader costs only the stream (or question) it failed on: the
 failure is recorded with its traceback and the run goes on. That holds for what a plugin raises
 (``SystemExit`` included), for what it returns (checked where it enters the runner), for a call
-that runs past ``call_timeout_s`` (:func:`call_within`), and for scoring a reply.
+that runs past ``call_timeout_s`` (:class:`CallGuard`), and for scoring a reply. A policy or
+reader whose constructor raises fails every stream of the run instead of ending it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -168,8 +170,11 @@ class StreamingRunner:
         self.release = release
         self.episodes = release.episodes[: plan.limit] if plan.limit else release.episodes
         self.run_dir = RunDir(run_dir)
-        self.policy = policy or plan.make_policy()
-        self.reader = reader or plan.make_reader()
+        self.policy, policy_failure = _constructed("policy", policy, plan.make_policy)
+        self.reader, reader_failure = _constructed("reader", reader, plan.make_reader)
+        self.unusable = policy_failure or reader_failure  # every stream's failure, if any
+        self.policy_calls = CallGuard("policy", plan.settings.call_timeout_s)
+        self.reader_calls = CallGuard("reader", plan.settings.call_timeout_s)
         self.scoring = get_scoring(plan.task.scoring)
         self.on_progress = on_progress  # ("clip" | "question" | "stream", stream id) done
         self.timing = Timing()
@@ -257,8 +262,11 @@ class StreamingRunner:
             budget=self.plan.task.memory,
             facts=episode.facts if self.plan.policy_cls.privileged else (),
         )
+        if self.unusable is not None:
+            state.failure = self.unusable
+            return state
         try:
-            self._call("policy.start_stream()", self.policy.start_stream, info)
+            self.policy_calls.call("start_stream()", self.policy.start_stream, info)
         except PLUGIN_FAILURES:
             state.failure = ("policy_error", traceback.format_exc())
         return state
@@ -299,7 +307,7 @@ class StreamingRunner:
             for s, q, snapshot, frames in answerable
         ]
         began = time.perf_counter()
-        answer = self._watched("reader.answer()", self.reader.answer)
+        answer = functools.partial(self.reader_calls.call, "answer()", self.reader.answer)
         results = _call_isolating(answer, inputs, "answer()") if inputs else []
         outputs = [_checked_output(result) for result in results]
         self.timing.read_s += time.perf_counter() - began
@@ -318,7 +326,7 @@ class StreamingRunner:
                 question.category,
             )
             try:
-                self._call("policy.notice()", self.policy.notice, notice)
+                self.policy_calls.call("notice()", self.policy.notice, notice)
             except PLUGIN_FAILURES:
                 stream.failure = stream.failure or ("policy_error", traceback.format_exc())
 
@@ -333,13 +341,6 @@ class StreamingRunner:
         except Exception:
             failure = ("scoring_error", traceback.format_exc())
             return self._row(stream, question, snapshot, None, failure, shown=shown)
-
-    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """A policy or reader call, under the run's ``call_timeout_s``."""
-        return call_within(self.plan.settings.call_timeout_s, what, fn, *args)
-
-    def _watched(self, what: str, fn: Callable[[list[Any]], T]) -> Callable[[list[Any]], T]:
-        return lambda batch: self._call(what, fn, batch)
 
     def _shown(self, question: Question, snapshot: MemorySnapshot) -> MemorySnapshot:
         """What the reader sees of a snapshot: all of it, or under the ``paper_window`` view the
@@ -382,7 +383,7 @@ class StreamingRunner:
         if self.plan.policy_cls.memory_only:
             return None
         try:
-            frames = self._call("policy.recall()", self.policy.recall, stream.id, t)
+            frames = self.policy_calls.call("recall()", self.policy.recall, stream.id, t)
             if frames is not None and float(np.max(frames.timestamps)) > t:
                 raise ValueError(
                     f"recall() returned a frame at {float(np.max(frames.timestamps)):.3f} s for "
@@ -398,7 +399,7 @@ class StreamingRunner:
         # taken before the policy runs: what it does to a clip object cannot move its memory
         marks = [(c.index, c.t_start, c.t_end, len(c.frames)) for c in clips]
         began = time.perf_counter()
-        observe = self._watched("policy.observe()", self.policy.observe)
+        observe = functools.partial(self.policy_calls.call, "observe()", self.policy.observe)
         results = _call_isolating(observe, clips, "observe()")
         self.timing.observe_s += time.perf_counter() - began
         for stream, (index, t_start, t_end, frames), result in zip(batch, marks, results, strict=True):
@@ -475,10 +476,11 @@ class StreamingRunner:
 
     def _finish(self, stream: _Stream) -> None:
         stream.items.close()  # releases the decoder of a stream that stopped early
-        try:
-            self._call("policy.end_stream()", self.policy.end_stream, stream.id)
-        except PLUGIN_FAILURES:
-            stream.failure = stream.failure or ("policy_error", traceback.format_exc())
+        if self.unusable is None:  # else the policy never saw the stream (or does not exist)
+            try:
+                self.policy_calls.call("end_stream()", self.policy.end_stream, stream.id)
+            except PLUGIN_FAILURES:
+                stream.failure = stream.failure or ("policy_error", traceback.format_exc())
         if stream.failure is not None:
             answered = {r.question_id for r in stream.rows}
             for question in stream.episode.stream.questions:
@@ -549,42 +551,91 @@ class CallTimeout(TimeoutError):
     """A policy or reader call ran past ``call_timeout_s`` and was abandoned."""
 
 
-WHOLE_BATCH_FAILURES = (BackendUnavailable, CallTimeout)
-"""Failures no single item caused: the backend is down, or the call ran out of time. Retrying
-item by item would only wait them out once more per item (and run a timed-out batch's items
-beside the abandoned call, on the same streams' state), so every item gets the error."""
+class ComponentUnavailable(RuntimeError):
+    """The policy or reader takes no call: it could not be constructed, or it is still running
+    a call abandoned after ``call_timeout_s``."""
 
 
-def call_within(timeout_s: float | None, what: str, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, or ``CallTimeout`` once ``timeout_s`` seconds have passed without a result.
+WHOLE_BATCH_FAILURES = (BackendUnavailable, CallTimeout, ComponentUnavailable)
+"""Failures no single item caused: the backend is down, the call ran out of time, or the
+component takes no call. Retrying item by item would only meet them once more per item (and
+run a timed-out batch's items beside the abandoned call, on the same streams' state), so every
+item gets the error."""
 
-    Without a timeout the call runs on the caller's thread. With one it runs on a daemon worker
-    thread, which a timed-out call abandons: Python cannot stop a thread, so it may keep running
-    (and may still change the component's state) while the run goes on, and dies with the
-    process. The runner never uses what an abandoned call returns, fails every stream or
-    question it was for, and never sends those streams to the policy again (``end_stream``
-    still releases them). Later calls for other streams may overlap it: a component that keeps
-    state shared across streams (a model engine, a cache) must guard that state itself. A
-    hang cannot corrupt the run's own records: the worker touches nothing but its result."""
-    if timeout_s is None:
-        return fn(*args)
-    outcome: list[tuple[bool, Any]] = []
 
-    def work() -> None:
-        try:
-            outcome.append((True, fn(*args)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-            outcome.append((False, exc))
+@dataclass
+class CallGuard:
+    """Makes one component's calls (the policy's, or the reader's) under ``timeout_s``.
 
-    worker = threading.Thread(target=work, name=f"taskmem {what}", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if not outcome:
-        raise CallTimeout(f"{what} exceeded call_timeout_s={timeout_s:g} s; the call was abandoned")
-    done, value = outcome[0]
-    if not done:
-        raise value
-    return value
+    Without a timeout a call runs on the caller's thread. With one it runs on a daemon worker
+    thread, which a timed-out call abandons (``CallTimeout``): Python cannot stop a thread, so
+    it may keep running, and may still change the component's state, until it returns or the
+    process ends. Until it returns, every further call to the component fails at once
+    (``ComponentUnavailable``) instead of starting another thread beside it, so abandoned calls
+    never pile up and a component (or a model engine that is not thread-safe) never runs two
+    calls at once; after it returns, calls go through again. The runner never uses what an
+    abandoned call returns and fails every stream or question it was for. A hang cannot
+    corrupt the run's own records: the worker touches nothing but its result."""
+
+    component: str
+    timeout_s: float | None
+    _abandoned: tuple[str, threading.Event] | None = None  # the call, and set once it returned
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, named ``<component>.<what>`` in errors."""
+        what = f"{self.component}.{what}"
+        self._check_free(what)
+        if self.timeout_s is None:
+            return fn(*args)
+        outcome: list[tuple[bool, Any]] = []
+        returned = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome.append((True, fn(*args)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                outcome.append((False, exc))
+            finally:
+                returned.set()
+
+        threading.Thread(target=work, name=f"taskmem {what}", daemon=True).start()
+        if not returned.wait(self.timeout_s):
+            self._abandoned = (what, returned)
+            raise CallTimeout(
+                f"{what} exceeded call_timeout_s={self.timeout_s:g} s; the call was abandoned"
+            )
+        done, value = outcome[0]
+        if not done:
+            raise value
+        return value
+
+    def _check_free(self, what: str) -> None:
+        if self._abandoned is None:
+            return
+        abandoned, returned = self._abandoned
+        if not returned.is_set():
+            raise ComponentUnavailable(
+                f"{self.component} still busy with a call abandoned after "
+                f"call_timeout_s={self.timeout_s:g} s ({abandoned}); {what} was not made"
+            )
+        self._abandoned = None
+
+
+def _constructed(
+    role: str, given: T | None, make: Callable[[], T]
+) -> tuple[T | None, tuple[str, str] | None]:
+    """The ``given`` component, else a new one; a constructor that raises (``SystemExit``
+    included) gives none, and the failure (reason, traceback) that every stream then gets."""
+    if given is not None:
+        return given, None
+    try:
+        return make(), None
+    except PLUGIN_FAILURES as exc:
+        error = ComponentUnavailable(
+            f"the {role} could not be constructed: {type(exc).__name__}: {exc}"
+        )
+        error.__cause__ = exc
+        return None, (f"{role}_error", _format(error))
 
 
 def _last_written(log: Sequence[StoredEntry]) -> float:

@@ -70,7 +70,7 @@ class RunSettings:
     batch_size: int = 8
     streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
     call_timeout_s: float | None = None
-    """Wall-clock limit of each policy and reader call (``runner.call_within``); None: none."""
+    """Wall-clock limit of each policy and reader call (``runner.CallGuard``); None: none."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:

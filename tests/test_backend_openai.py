@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -31,9 +32,11 @@ from taskmem_bench.backends.base import (
     TextPart,
     VideoPart,
 )
+from taskmem_bench.backends import openai_http
 from taskmem_bench.backends.openai_http import (
     OpenAIBackend,
     OpenAIBackendError,
+    OpenAIServerUnavailable,
     _environment_proxy,
     cache_root,
     request_key,
@@ -251,6 +254,29 @@ def test_a_dead_server_fails_the_batch_after_one_retry_budget(tmp_path):
         with pytest.raises(BackendUnavailable, match="HTTP 503"):
             backend.generate([text_request(f"item {i}") for i in range(8)])
     assert server.stats.requests == 4
+
+
+def test_a_server_found_down_is_not_asked_again_until_the_cool_down_ends(tmp_path, monkeypatch):
+    """Every later batch used to wait out the whole retry budget again (about 12 min each with
+    the defaults against a server that never answers)."""
+    port = unused_port()
+    url = f"http://127.0.0.1:{port}/v1"  # closed: nothing listens there
+    backend = OpenAIBackend(BackendSettings(backend="openai", model=MODEL, base_url=url,
+                                            max_retries=2, response_cache_dir=str(tmp_path)))
+    with pytest.raises(OpenAIServerUnavailable, match="cannot reach"):
+        backend.generate([text_request("x")])  # its retry budget: two backoffs, over 1.1 s
+    with ChatServer(EchoBackend(), port=port) as server:
+        began = time.monotonic()  # the server is back, but the backend does not know yet
+        with pytest.raises(OpenAIServerUnavailable, match=(
+            rf"^not sent: within the 60 s cool-down after the OpenAI-compatible server at "
+            rf"{re.escape(url)} was found down at \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S* "
+            r"\(cannot reach .* ConnectionRefusedError")):
+            backend.generate([text_request("y")])
+        assert time.monotonic() - began < 1.0  # at once, not after another retry budget
+        assert server.stats.requests == 0  # nothing was sent
+        monkeypatch.setattr(openai_http, "SERVER_DOWN_COOL_DOWN_S", 0.0)  # the cool-down ends
+        assert json.loads(backend.generate([text_request("y")])[0].text)["digest"]
+        assert server.stats.requests == 1
 
 
 def test_a_slow_answer_times_out(tmp_path):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -154,6 +156,48 @@ def test_adapters_load_by_module_path():
     assert load_adapter("test_backend_vllm:ParameterCount") is ParameterCount
     with pytest.raises(UnknownPluginError, match="not a EngineAdapter subclass"):
         load_adapter("test_backend_vllm:BackendSettings")
+
+
+class _OneCallEngine:
+    """Stands for ``vllm.LLM``: its first ``generate`` waits for ``release``, and it counts the
+    calls inside it at once."""
+
+    def __init__(self, **engine_args: Any) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.inside = self.most_inside = 0
+
+    def generate(self, prompts, params, *, lora_request, use_tqdm):
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        self.entered.set()
+        self.release.wait(30)
+        self.inside -= 1
+        completion = SimpleNamespace(text="ok", finish_reason="stop", token_ids=[1])
+        return [SimpleNamespace(outputs=[completion], prompt_token_ids=[1, 2]) for _ in prompts]
+
+
+def test_the_engine_gets_one_generate_call_at_a_time(monkeypatch):
+    """``LLM.generate`` is not thread-safe, and a policy and a reader share one engine: a call
+    the runner abandoned after call_timeout_s may still run when the other component calls."""
+    from taskmem_bench.backends import vllm_engine
+
+    template = SimpleNamespace(apply_chat_template=lambda conversation, **kw: "prompt")
+    monkeypatch.setattr(vllm_engine, "_import_vllm",
+                        lambda: SimpleNamespace(LLM=_OneCallEngine, SamplingParams=dict))
+    monkeypatch.setattr(vllm_engine.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(vllm_engine.AutoProcessor, "from_pretrained", lambda name: template)
+    backend = VLLMBackend(BackendSettings(backend="vllm", model="text-model"))
+    request = [ChatRequest((Message.text("user", "hi"),), Sampling(max_new_tokens=4))]
+    first = threading.Thread(target=backend.generate, args=(request,))
+    second = threading.Thread(target=backend.generate, args=(request,))
+    first.start()
+    assert backend.llm.entered.wait(30)
+    second.start()
+    second.join(0.5)  # without the lock it is inside the engine by now
+    backend.llm.release.set()
+    first.join(30)
+    second.join(30)
+    assert backend.llm.most_inside == 1
 
 
 @pytest.mark.gpu

@@ -18,6 +18,7 @@ from plugins import SpyPolicy, SpyReader
 
 from leaderboard.errors import Rejected
 from leaderboard.validate import _rescore as rescore
+from taskmem_bench.backends import openai_http
 from taskmem_bench.backends.base import Backend, BackendSettings, ChatRequest, Generation
 from taskmem_bench.cli import main
 from taskmem_bench.datasets.base import DatasetRelease
@@ -189,7 +190,8 @@ class ScriptedChat(Backend):
 
 
 def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture) -> None:
+                                          capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole EgoTempo path over real HTTP: abstention and an empty answer never reach the
     judge; judged answers are as correct as the judge says; an unparseable judgment and, in a
     second run, an unreachable judge count as wrong and are counted, never dropped, and a
@@ -216,6 +218,8 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
         down_dir = tmp_path / "down" / "egotempo_stream" / "blind"
         down = pl.read_parquet(down_dir / "rows.parquet")
         down_summary = json.loads((down_dir / "summary.json").read_text())
+        # one process here: the backend that found the judge down waits out its cool-down
+        monkeypatch.setattr(openai_http, "SERVER_DOWN_COOL_DOWN_S", 0.0)
         with ChatServer(ScriptedChat(), port=judge_port):
             assert run("down", down_url, "--resume") == 0
     run_dir = tmp_path / "ok" / "egotempo_stream" / "blind"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from leaderboard import site as site_module
@@ -218,6 +219,44 @@ def test_a_build_killed_while_removing_the_old_site_leaves_a_whole_site(
     assert list(tmp_path.glob(".site.*")) == []
 
 
+def test_a_site_set_aside_by_a_build_killed_between_its_renames_is_put_back(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after renaming the old site aside and before renaming the new one in, a build
+    left no site, and the only whole one in its ``.old`` folder, which the next build deleted:
+    if that build failed too, nothing was left at all."""
+    results = _results(tmp_path / "results", leaderboard_bundles["blind"])
+    out = tmp_path / "site"
+    build_site(results, out)
+    page = (out / "index.html").read_text()
+    real_rename = site_module.os.rename
+    renames: list[Path] = []
+
+    def killed_after_the_first(source: Path, target: Path) -> None:
+        if renames:  # the process is gone: nothing runs after the first rename
+            raise Killed
+        renames.append(Path(target))
+        real_rename(source, target)
+
+    monkeypatch.setattr(site_module.os, "rename", killed_after_the_first)
+    with pytest.raises(Killed):
+        build_site(results, out)
+    monkeypatch.setattr(site_module.os, "rename", real_rename)
+    assert not out.exists() and renames[0].name.endswith(".old")
+
+    def killed_while_rendering(self) -> None:
+        raise Killed
+
+    monkeypatch.setattr(site_module._Writer, "write_all", killed_while_rendering)
+    with pytest.raises(Killed):
+        build_site(results, out)  # the next build fails too: the old site is back in place
+    assert (out / MARKER).is_file() and (out / "index.html").read_text() == page
+    assert list(tmp_path.glob(".site.*")) == []
+    monkeypatch.undo()
+    build_site(results, out)
+    assert (out / "index.html").is_file() and list(tmp_path.glob(".site.*")) == []
+
+
 def test_staging_folders_of_a_killed_build_are_removed_by_the_next(
     leaderboard_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -263,13 +302,55 @@ def test_runs_on_different_models_are_told_apart_and_show_no_local_path(
         assert "secret-user" not in page.read_text(), page
 
 
-def test_run_pages_show_no_path_of_the_submitters_machine(leaderboard_site: BuildResult) -> None:
-    for run in leaderboard_site.accepted:
-        paths = _absolute_paths(run.bundle.manifest)
-        page = (leaderboard_site.site / "runs" / run.run_id / "index.html").read_text()
-        assert paths and not [p for p in paths if p in page], run.policy
-        assert "&lt;local path&gt;" in page
-        assert str(Path.home()) + "/" not in page
+TRACEBACK = """Traceback (most recent call last):
+  File "/home/alice-secret/bench/my_reader.py", line 12, in answer
+    raise TypeError(f"cannot read {path}")
+TypeError: cannot read /home/alice-secret/data/cache.bin"""
+"""A reader's traceback as a failed row's ``error`` holds it, with the submitter's paths."""
+
+
+def _failed_with_traceback(parts: Parts) -> None:
+    """The first question failed in the reader, as the runner records it: no output, and the
+    traceback in ``error``."""
+    first = pl.col("question_id") == parts.rows["question_id"][0]
+    parts.rows = parts.rows.with_columns(
+        pl.when(first).then(pl.lit(value)).otherwise(pl.col(name)).alias(name)
+        for name, value in (("failure", "reader_error"), ("error", TRACEBACK), ("raw_output", None),
+                            ("parsed", None), ("extraction", None), ("variants", None),
+                            ("correct", False), ("abstained", False), ("parse_failed", False))
+    )
+
+
+def test_run_pages_show_no_path_of_the_submitters_machine(
+    leaderboard_site: BuildResult, leaderboard_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """Neither on the pages nor in the ``rows.csv`` / ``rows.parquet`` downloads, whose ``error``
+    column used to publish tracebacks as they were."""
+    failed = rewrite_bundle(leaderboard_bundles["speech"], tmp_path / "failed.tar.gz",
+                            consistent(_failed_with_traceback))
+    with_failure = build_site(_results(tmp_path / "results", failed), tmp_path / "site")
+    assert with_failure.rejected == [] and len(with_failure.accepted) == 1
+    for built in (leaderboard_site, with_failure):
+        for run in built.accepted:
+            paths = _absolute_paths(run.bundle.manifest) + _absolute_paths(TRACEBACK.split())
+            folder = built.site / "runs" / run.run_id
+            page = (folder / "index.html").read_text()
+            csv = (folder / "rows.csv").read_text()
+            published = pl.read_parquet(folder / "rows.parquet")
+            cells = "\n".join(str(v) for row in published.iter_rows() for v in row)
+            for text in (page, csv, cells):
+                assert paths and not [p for p in paths if p in text], run.policy
+                assert str(Path.home()) + "/" not in text and "alice-secret" not in text
+            assert "&lt;local path&gt;" in page
+            assert published.drop("error").equals(run.bundle.rows.drop("error"))
+    (run,) = with_failure.accepted
+    page = (with_failure.site / "runs" / run.run_id / "index.html").read_text()
+    assert "failed: reader_error" in page and "File &#34;&lt;local path&gt;&#34;, line 12" in page
+    error = pl.read_parquet(with_failure.site / "runs" / run.run_id / "rows.parquet")["error"]
+    assert error.drop_nulls().to_list() == [
+        TRACEBACK.replace("/home/alice-secret/bench/my_reader.py", "<local path>")
+        .replace("/home/alice-secret/data/cache.bin", "<local path>")
+    ]
 
 
 def _absolute_paths(value) -> list[str]:

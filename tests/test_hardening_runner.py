@@ -4,26 +4,39 @@ backend or a killed process leaves behind, each costs only its own stream or que
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
 import pytest
 from conftest import make_plan, run_plan
-from plugins import FrameDigestPolicy, SpyReader
+from plugins import FrameDigestPolicy, SpyPolicy, SpyReader
 
 from taskmem_bench.backends import BackendUnavailable
 from taskmem_bench.datasets import DatasetRelease
 from taskmem_bench.memory import MemoryEntry, MemoryStore
 from taskmem_bench.plan import RunPlan, build_plan
+from taskmem_bench.provenance import build_manifest
 from taskmem_bench.readers import ReaderInput, ReaderOutput
+from taskmem_bench.runner import (
+    CallGuard,
+    CallTimeout,
+    ComponentUnavailable,
+    RunOutcome,
+    StreamingRunner,
+)
 from taskmem_bench.schema import Clip, StreamInfo
 from taskmem_bench.scoring.judge import JudgeConfig, JudgeItem, LLMJudge
 from taskmem_bench.taskconfig import ConfigError, RunSettings, load_task
 
 QUESTIONS = 10  # in the coded release
+TESTS = Path(__file__).parent
 
 
 def _rows(outcome) -> pl.DataFrame:
@@ -134,6 +147,40 @@ def test_a_clips_memory_must_be_a_list_of_entries(result: object) -> None:
         MemoryStore("s").write(0, 10.0, result)  # type: ignore[arg-type]
 
 
+class SlyText(str):
+    """A ``str`` whose methods lie or raise once the harness uses them."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() ran the plugin's code")
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("an f-string ran the plugin's code")
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+    def __len__(self) -> int:
+        return 0
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("encode() ran the plugin's code")
+
+
+def test_the_store_keeps_an_exact_str_copy_of_a_str_subclass() -> None:
+    """It kept the plugin's object, whose methods then ran in the harness (rendering, sizes,
+    digests) long after the write was checked."""
+    store = MemoryStore("s")
+    store.write(0, 10.0, [MemoryEntry(0, 1, SlyText("the sign says EXIT"), kind=SlyText("ocr"))])
+    (stored,) = store.log
+    assert type(stored.entry.text) is str and type(stored.entry.kind) is str
+    assert "the sign says EXIT" == stored.entry.text and "ocr" == stored.entry.kind
+    snapshot = store.snapshot(10.0)
+    assert snapshot.render() == "00:00:00-00:00:01\nthe sign says EXIT"
+    assert snapshot.n_chars == 18 and len(snapshot.digest) == 64
+
+
 def test_numbers_of_any_real_type_are_times() -> None:
     import numpy as np
 
@@ -182,57 +229,146 @@ def release_hung() -> Iterator[threading.Event]:
     event.set()
 
 
-class HangingPolicy(FrameDigestPolicy):
-    """Hangs (until released) on coded-1's third clip; ``hang`` is set by the test."""
+class HangingPolicy(SpyPolicy):
+    """Hangs on coded-1's third clip until ``release`` is set, noting the batch, its thread and
+    how many calls it had had; logs every call (``end_stream`` too)."""
 
-    hang: threading.Event
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+        self.hung_batch: list[str] = []
+        self.hung_thread: threading.Thread | None = None
+        self.calls_before_hang = 0
 
     def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
         if any(c.stream_id == "coded-1" and c.index == 2 for c in clips):
-            self.hang.wait(120)
+            self.hung_batch = sorted(c.stream_id for c in clips)
+            self.hung_thread = threading.current_thread()
+            self.calls_before_hang = len(self.log)
+            self.release.wait(120)
         return super().observe(clips)
 
+    def end_stream(self, stream_id: str) -> None:
+        self.log.append(("end", stream_id))
+        super().end_stream(stream_id)
 
-def test_a_hung_observe_fails_its_stream_after_call_timeout_s_and_the_run_goes_on(
+
+def _run_releasing(
+    plan: RunPlan, release: DatasetRelease, out: Path, hung: Callable[[], threading.Thread | None],
+    released: threading.Event, **components: object,
+) -> RunOutcome:
+    """The run, with the hung call released (and waited for) at the first progress event after
+    it hung: from then on its component is free again."""
+
+    def on_progress(event: str, stream_id: str) -> None:
+        thread = hung()
+        if thread is not None and not released.is_set():
+            released.set()
+            thread.join(30)
+
+    runner = StreamingRunner(plan, release, out, on_progress=on_progress, **components)
+    return runner.run(build_manifest(plan.describe(release), ["pytest"]))
+
+
+def test_a_hung_observe_fails_the_streams_of_its_batch_after_call_timeout_s_and_the_run_goes_on(
     coded_release: DatasetRelease, tmp_path: Path, release_hung: threading.Event
 ) -> None:
-    policy = HangingPolicy()
-    policy.hang = release_hung
-    plan = _with(make_plan(HangingPolicy, SpyReader, batch_size=1), call_timeout_s=1)
+    policy = HangingPolicy(release_hung)
+    plan = _with(make_plan(HangingPolicy, SpyReader, batch_size=2), call_timeout_s=1)
     began = time.monotonic()
-    outcome = run_plan(plan, coded_release, tmp_path / "hung", policy=policy)
-    elapsed = time.monotonic() - began
-    assert elapsed < 30  # it hung for ever before (or until the policy gave up)
-    assert outcome.failed_streams == ("coded-1",)
-    (failure,) = outcome.summary["stream_failures"]
-    assert failure["error"].endswith("observe() exceeded call_timeout_s=1 s; the call was abandoned")
+    outcome = _run_releasing(plan, coded_release, tmp_path / "hung", lambda: policy.hung_thread,
+                             release_hung, policy=policy)
+    assert time.monotonic() - began < 30  # it hung for ever before (or until the policy gave up)
+    # the batch's streams share its fate: they cannot be retried one by one beside the
+    # abandoned call, which still runs on their state
+    assert policy.hung_batch == ["coded-0", "coded-1"]
+    assert outcome.failed_streams == ("coded-0", "coded-1")
+    assert {f["stream_id"]: f["error"] for f in outcome.summary["stream_failures"]} == {
+        s: "taskmem_bench.runner.CallTimeout: policy.observe() exceeded call_timeout_s=1 s; "
+           "the call was abandoned" for s in policy.hung_batch
+    }
     clean = _rows(run_plan(make_plan(FrameDigestPolicy, SpyReader), coded_release, tmp_path / "clean"))
-    healthy = _rows(outcome).filter(pl.col("stream_id") != "coded-1")
+    healthy = _rows(outcome).filter(~pl.col("stream_id").is_in(policy.hung_batch))
     columns = ["question_id", "memory_digest", "failure"]
-    assert healthy.select(columns).equals(clean.filter(pl.col("stream_id") != "coded-1").select(columns))
+    expected = clean.filter(~pl.col("stream_id").is_in(policy.hung_batch)).select(columns)
+    assert healthy.height == 4 and healthy.select(columns).equals(expected)
+
+
+def test_while_an_abandoned_call_runs_its_component_gets_no_other_call(
+    coded_release: DatasetRelease, tmp_path: Path, release_hung: threading.Event
+) -> None:
+    """Each later call used to start one more thread beside the hung one: calls piled up and a
+    component that is not thread-safe (a model engine) ran several at once."""
+    policy = HangingPolicy(release_hung)  # released only when the test ends
+    plan = _with(make_plan(HangingPolicy, SpyReader, batch_size=2), call_timeout_s=1)
+    began = time.monotonic()
+    outcome = run_plan(plan, coded_release, tmp_path, policy=policy)
+    assert time.monotonic() - began < 30
+    assert len(policy.log) == policy.calls_before_hang  # nothing reached the policy since
+    assert outcome.failed_streams == ("coded-0", "coded-1", "coded-2", "coded-3")
+    errors = {f["stream_id"]: f["error"] for f in outcome.summary["stream_failures"]}
+    busy = ("taskmem_bench.runner.ComponentUnavailable: policy still busy with a call abandoned "
+            "after call_timeout_s=1 s (policy.observe()); policy.")
+    assert all(errors[s].endswith("the call was abandoned") for s in policy.hung_batch)
+    others = [errors[s] for s in errors if s not in policy.hung_batch]
+    assert others and all(e.startswith(busy) for e in others), others
+
+
+def test_a_component_takes_calls_again_once_its_abandoned_call_returned() -> None:
+    release = threading.Event()
+    workers: list[threading.Thread] = []
+    guard = CallGuard("reader", 0.2)
+
+    def hang() -> str:
+        workers.append(threading.current_thread())
+        release.wait(30)
+        return "late"
+
+    with pytest.raises(CallTimeout, match=r"reader.answer\(\) exceeded call_timeout_s=0.2 s"):
+        guard.call("answer()", hang)
+    began = time.monotonic()
+    with pytest.raises(ComponentUnavailable, match=r"^reader still busy with a call abandoned "
+                       r"after call_timeout_s=0.2 s \(reader.answer\(\)\); reader.answer\(\) "
+                       "was not made$"):
+        guard.call("answer()", lambda: "never run")
+    assert time.monotonic() - began < 0.2  # at once, without waiting for the limit
+    release.set()
+    workers[0].join(30)
+    assert guard.call("answer()", lambda: "on time") == "on time"
+    assert len(workers) == 1
 
 
 class HangingReader(RightReader):
-    hang: threading.Event
+    """Hangs on the call that asks coded-2's question at 20 s until ``release`` is set."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__(ReaderOutput("Answer: C"))
+        self.release = release
+        self.hung_batch: list[str] = []
+        self.hung_thread: threading.Thread | None = None
 
     def answer(self, inputs: Sequence[ReaderInput]) -> list[ReaderOutput]:
         if any(i.memory.stream_id == "coded-2" and i.memory.t == 20.0 for i in inputs):
-            self.hang.wait(120)
+            self.hung_batch = sorted(f"{i.memory.stream_id}@{i.memory.t:g}" for i in inputs)
+            self.hung_thread = threading.current_thread()
+            self.release.wait(120)
         return super().answer(inputs)
 
 
 def test_a_hung_reader_call_fails_its_questions_and_the_run_goes_on(
     coded_release: DatasetRelease, tmp_path: Path, release_hung: threading.Event
 ) -> None:
-    reader = HangingReader(ReaderOutput("Answer: C"))
-    reader.hang = release_hung
-    plan = _with(make_plan(FrameDigestPolicy, HangingReader, streams_in_flight=1), call_timeout_s=1)
-    outcome = run_plan(plan, coded_release, tmp_path, reader=reader)
+    reader = HangingReader(release_hung)
+    plan = _with(make_plan(FrameDigestPolicy, HangingReader, streams_in_flight=4), call_timeout_s=1)
+    outcome = _run_releasing(plan, coded_release, tmp_path, lambda: reader.hung_thread,
+                             release_hung, reader=reader)
     rows = _rows(outcome)
     failed = rows.filter(pl.col("failure").is_not_null())
-    assert failed["question_id"].to_list() == ["coded-2-q0"]
-    assert failed["failure"].to_list() == ["reader_error"]
-    assert "answer() exceeded call_timeout_s=1 s" in failed["error"][0]
+    # every question of the timed-out call fails, and only those
+    assert reader.hung_batch == ["coded-0@12.5", "coded-2@20"]
+    assert failed["question_id"].to_list() == ["coded-0-q0", "coded-2-q0"]
+    assert failed["failure"].to_list() == ["reader_error"] * 2
+    assert all("answer() exceeded call_timeout_s=1 s" in e for e in failed["error"])
     assert rows.filter(pl.col("failure").is_null())["correct"].all()
     assert rows.height == QUESTIONS and outcome.failed_streams == ()
 
@@ -377,6 +513,83 @@ def test_system_exit_in_a_policy_or_reader_fails_its_stream_or_question(
     reader_failed = rows.filter(pl.col("failure") == "reader_error")
     assert set(reader_failed["stream_id"]) == {"coded-2"} and reader_failed.height == 2
     assert "SystemExit: reader quit" in reader_failed["error"][0]
+
+
+QUITTING_PLUGINS = """
+import sys
+
+from taskmem_bench.policy import Policy
+from taskmem_bench.readers import Reader
+
+if "{when}" == "import":
+    sys.exit(0)
+
+
+class QuittingPolicy(Policy):
+    name = "quitting"
+    version = "1"
+
+    def __init__(self, config=None, *, seed=0):
+        sys.exit(0)
+
+    def start_stream(self, info):
+        pass
+
+    def observe(self, clips):
+        return [[] for _ in clips]
+
+
+class QuittingReader(Reader):
+    name = "quitting"
+    version = "1"
+    prompt = "none"
+
+    def __init__(self, config=None, *, seed=0):
+        sys.exit(0)
+
+    def answer(self, inputs):
+        return []
+"""
+
+
+def _cli_with_plugins(tmp_path: Path, when: str, *args: str) -> subprocess.CompletedProcess:
+    """``taskmem-bench run`` on one ``mini`` stream with ``quitting.py`` (``QUITTING_PLUGINS``)
+    on ``PYTHONPATH``."""
+    (tmp_path / "quitting.py").write_text(QUITTING_PLUGINS.format(when=when))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS)])}
+    return subprocess.run(
+        [sys.executable, "-m", "taskmem_bench", "run", "--task", "mini", "--limit", "1",
+         "--out", str(tmp_path / "out"), *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_system_exit_on_importing_a_plugin_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
+    """It used to end ``taskmem-bench run`` with exit 0 and no output at all."""
+    result = _cli_with_plugins(tmp_path, "import", "--policy", "quitting:QuittingPolicy")
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: unknown policy 'quitting:QuittingPolicy' (importing it "
+                              "raised SystemExit: 0); choose from:"), message
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("component", ["policy", "reader"])
+def test_system_exit_in_a_plugins_constructor_fails_the_run_not_ends_it(
+    mini_cache: Path, tmp_path: Path, component: str
+) -> None:
+    """It used to end ``taskmem-bench run`` with exit 0, no summary and no rows."""
+    chosen = {"policy": ["--policy", "quitting:QuittingPolicy"],
+              "reader": ["--policy", "blind", "--reader", "quitting:QuittingReader"]}[component]
+    result = _cli_with_plugins(tmp_path, "construction", *chosen)
+    assert result.returncode == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "1 of 1 streams failed" in message
+    assert (f"{component}_error in 1 stream (8 questions; e.g. mini-mixed-0000): "
+            f"taskmem_bench.runner.ComponentUnavailable: the {component} could not be "
+            "constructed: SystemExit: 0") in message, message
+    summary = json.loads(next((tmp_path / "out").rglob("summary.json")).read_text())
+    assert summary["streams"] == {"total": 1, "finished": 1, "failed": 1}
 
 
 def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(

@@ -69,3 +69,21 @@ def test_warm_targets_vary_fit_the_budget_and_never_repeat(seed):
     for target in targets:
         assert facts[0] not in target
         assert 0 < len(target.split()) <= 24
+
+
+def test_state_captions_read_out_the_frame_in_a_fixed_order():
+    from taskmem.perception import state_caption
+
+    world = plan_episode(training_config("train", 1), 0).world
+    group = world.groups[0]
+    t = (group.t0 + group.t1) / 2
+    labels = frame_labels(world, t)
+    if any(v == IGNORE for k, v in labels.items() if k != "person_zone"):
+        pytest.skip("an object is popping in at the group's midpoint in this episode")
+    caption = state_caption(labels)
+    assert f"There are {group.count} {group.item.colour} {group.item.shape}s on the rug." in caption
+    sign = next((s.word for s in world.signs if s.t0 <= t < s.t1), None)
+    assert caption.startswith(f"The sign shows the word {sign}." if sign else "The sign is blank.")
+    assert caption.index("The shelf holds") < caption.index("The table holds") < caption.index("The person")
+    popping = dict(labels, sign=IGNORE)
+    assert state_caption(popping) is None

@@ -102,3 +102,10 @@ def test_a_per_minute_budget_counts_the_last_minutes_writes(episode, tmp_path):
     policy.spent[info.stream_id] = ((20.0, 20), (60.0, 7))
     assert policy.budget(clips[6]) == 3  # clip ends at 70 s: 20 + 7 tokens in the last minute
     assert policy.budget(clips[7]) == 23  # at 80 s the write at 20 s has left the minute
+
+
+def test_a_packaged_model_the_package_lacks_is_refused_at_plan_time():
+    with pytest.raises(ConfigError, match="has no folder 'checkpoints/nope'"):
+        build_plan(load_task("mini"), "taskmem", overrides=[("model", "package:taskmem/checkpoints/nope")])
+    with pytest.raises(ConfigError, match="no installed package"):
+        build_plan(load_task("mini"), "taskmem", overrides=[("model", "package:nosuchpkg/x")])

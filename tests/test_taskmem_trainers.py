@@ -12,7 +12,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from taskmem.minidata import HEADS, IGNORE, split_samples, training_config
 from taskmem.perception import FrameCollator, PerceptionModel, labelled_frames
 from taskmem.record import read_record
-from taskmem.stages import MODEL_DIR, PhaseOneConfig, WarmConfig, phase_one, warm_start
+from taskmem.phase_one import PhaseOneConfig, phase_one
+from taskmem.stages import MODEL_DIR, WarmConfig, warm_start
 from taskmem_bench.testing.tiny_models import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -65,10 +66,12 @@ def test_two_warm_start_steps_leave_a_checkpoint_and_a_record(tiny, tmp_path):
 
 
 def test_two_phase_one_steps_score_stream_and_record(tiny, tmp_path):
-    config = PhaseOneConfig(episodes=1, streams=2, groups=2, num_generations=2, steps=2,
+    """Two prompts per step (two streams in each half of the rolling batch), each scored by
+    every reward term, and each stream's clip recorded for its next prompt."""
+    config = PhaseOneConfig(episodes=2, streams=4, groups=2, num_generations=2, steps=2,
                             max_completion_length=8)
     metrics = phase_one(tiny, tmp_path, config)
-    assert metrics["clips_recorded"] == 2  # each step advanced its half of the rolling batch
+    assert metrics["clips_recorded"] == 4  # each step advanced its half of the rolling batch
     record = read_record(tmp_path / MODEL_DIR)
     steps = [s for s in record["steps"] if "reward" in s]
     assert len(steps) == 2

@@ -13,10 +13,14 @@ flavour, where one can be cancelled at its deadline.
 
 A request that used up its retries on connection errors, timeouts or 502, 503 and 504 answers
 raises :class:`OpenAIServerUnavailable` (a :class:`BackendUnavailable`): the server itself is
-down, so the rest of the batch is not sent. Any other error answer (a 4xx, or a 500: the server
-is up and failed on this request) or an unusable reply (not JSON, or no completion in it, e.g.
-a non-string ``content``) is that request's own failure, :class:`OpenAIBackendError`, with a
-one-line message naming the problem.
+down, so the rest of the batch is not sent. For ``SERVER_DOWN_COOL_DOWN_S`` (60 s) after that
+the backend sends nothing: each batch that needs a request fails at once with the same error
+type, saying when the server was found down; then requests are sent again as usual. Without
+the cool-down every later batch against a dead server would wait out the whole retry budget
+again (about 12 min with the defaults against a server that never answers). Any other error
+answer (a 4xx, or a 500: the server is up and failed on this request) or an unusable reply (not
+JSON, or no completion in it, e.g. a non-string ``content``) is that request's own failure,
+:class:`OpenAIBackendError`, with a one-line message naming the problem.
 
 Each request sets ``temperature``, ``top_p``, ``max_completion_tokens`` and ``seed``. A
 ``vllm serve`` fills the fields a request leaves out from the checkpoint's
@@ -44,8 +48,11 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -71,6 +78,9 @@ from taskmem_bench.results import write_atomic
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_DOWN_STATUSES = (502, 503, 504)
+SERVER_DOWN_COOL_DOWN_S = 60.0
+"""Seconds after a request found the server down during which the backend sends nothing (see
+the module's docstring)."""
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -83,6 +93,15 @@ class OpenAIBackendError(RuntimeError):
 class OpenAIServerUnavailable(OpenAIBackendError, BackendUnavailable):
     """Every attempt at a request ended in a connection error, a timeout or an answer saying
     the server (or the gateway before it) cannot serve: 502, 503, 504."""
+
+
+@dataclass(frozen=True)
+class _FoundDown:
+    """When a backend last found its server down, and how."""
+
+    monotonic: float
+    clock: str  # wall-clock time, for the message
+    error: str
 
 
 class OpenAIBackend(Backend):
@@ -104,6 +123,7 @@ class OpenAIBackend(Backend):
         )
         self.cache = ResponseCache(cache_root(settings.response_cache_dir))
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._found_down: _FoundDown | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -119,6 +139,8 @@ class OpenAIBackend(Backend):
         keys = [request_key(body) for body in bodies]
         found = {key: self._cached(key) for key in keys}
         todo = {key: body for key, body in zip(keys, bodies) if found[key] is None}
+        if todo:
+            self._check_cool_down()
         outcomes = _LOOP.run(self._send_all(list(todo.values())))
         failures: list[OpenAIBackendError] = []
         for key, outcome in zip(todo, outcomes):
@@ -126,9 +148,23 @@ class OpenAIBackend(Backend):
                 found[key] = self._keep(key, outcome)
             except OpenAIBackendError as err:
                 failures.append(err)
+        down = next((f for f in failures if isinstance(f, OpenAIServerUnavailable)), None)
+        if down is not None:
+            clock = datetime.now().astimezone().isoformat(timespec="seconds")
+            self._found_down = _FoundDown(time.monotonic(), clock, str(down))
         if failures:
-            raise next((f for f in failures if isinstance(f, BackendUnavailable)), failures[0])
+            raise down or failures[0]
         return [found[key] for key in keys]
+
+    def _check_cool_down(self) -> None:
+        """Raise, sending nothing, within ``SERVER_DOWN_COOL_DOWN_S`` of finding the server
+        down."""
+        last = self._found_down
+        if last is not None and time.monotonic() - last.monotonic < SERVER_DOWN_COOL_DOWN_S:
+            raise OpenAIServerUnavailable(
+                f"not sent: within the {SERVER_DOWN_COOL_DOWN_S:g} s cool-down after {self.where} "
+                f"was found down at {last.clock} ({last.error})"
+            )
 
     def _cached(self, key: str) -> Generation | None:
         """The cached generation; an entry that does not decode (one an older version cached) is

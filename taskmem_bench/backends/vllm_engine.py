@@ -27,6 +27,7 @@ are not LoRA adapters (TaskMem's steering vector, later) plug in as an
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,6 +114,9 @@ class VLLMBackend(Backend):
         self.adapter = adapter_cls(settings) if adapter_cls else None
         if self.adapter:
             self.adapter.attach(self.llm)
+        # ``LLM.generate`` is not thread-safe; a policy and a reader share one engine, and a
+        # call abandoned after call_timeout_s may still be running when the other one calls
+        self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         record = {**super().describe(), "lora_path": self.settings.lora_path}
@@ -123,7 +127,8 @@ class VLLMBackend(Backend):
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         prompts = [vllm_prompt(r, self.processor) for r in requests]
         params = [self._sampling(**sampling_params(r.sampling)) for r in requests]
-        outputs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
+        with self._lock:
+            outputs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
         return [_generation(output) for output in outputs]
 
 
