@@ -31,7 +31,10 @@ def write_mp4(path: Path, frame_at: Callable[[float], np.ndarray], n_frames: int
         stream.codec_context.gop_size = max(1, round(GOP_SECONDS * fps))
         for index in range(n_frames):
             pixels = first if index == 0 else frame_at(index / fps)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            # converted here, on one thread: left to the encoder, swscale may slice the frame
+            # over threads
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
+                format="yuv420p", threads=1)
             frame.pts = index
             frame.time_base = 1 / rate
             container.mux(stream.encode(frame))
