@@ -69,12 +69,21 @@ def train(args: argparse.Namespace) -> int:
         else:
             parent = args.parent if args.parent and name == names[0] else \
                 args.out / ORDER[ORDER.index(name) - 1] / stages.MODEL_DIR
-            if not (parent / "config.json").is_file():
-                raise ConfigError(f"stage {name} starts from {parent}, which holds no checkpoint")
-            metrics = run(parent, out, configs[name], resume=args.resume)
+            metrics = run(checkpoint(parent, name), out, configs[name], resume=args.resume)
         print(json.dumps({"stage": name, "checkpoint": str(out / stages.MODEL_DIR),
                           "metrics": metrics}, indent=2, default=str))
     return 0
+
+
+def checkpoint(parent: Path, stage: str) -> Path | str:
+    """A local checkpoint folder, or a Hugging Face Hub id (``Qwen/Qwen3-VL-30B-A3B-Thinking``)
+    left to transformers; a local path without a checkpoint is an error now, not mid-load."""
+    if (parent / "config.json").is_file():
+        return parent
+    text = str(parent)
+    if not parent.exists() and text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        return text
+    raise ConfigError(f"stage {stage} starts from {parent}, which holds no checkpoint")
 
 
 def stage_configs(names: Sequence[str], overrides: list[tuple[str, Any]],

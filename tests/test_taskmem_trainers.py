@@ -79,3 +79,17 @@ def test_two_phase_one_steps_score_stream_and_record(tiny, tmp_path):
         assert f"rewards/{term}/mean" in steps[0]
     assert steps[0]["rewards/format/mean"] == -1.5  # a random model never writes the format
     assert record["config"]["num_generations"] == 2
+
+
+def test_a_stage_starts_from_a_checkpoint_folder_or_a_hub_id(tmp_path):
+    from pathlib import Path
+
+    from taskmem.cli import checkpoint
+    from taskmem_bench.taskconfig import ConfigError
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    assert checkpoint(tmp_path / "model", "warm") == tmp_path / "model"
+    assert checkpoint(Path("Qwen/Qwen3-VL-30B-A3B-Thinking"), "phase-one") == "Qwen/Qwen3-VL-30B-A3B-Thinking"
+    with pytest.raises(ConfigError, match="holds no checkpoint"):
+        checkpoint(tmp_path, "warm")
