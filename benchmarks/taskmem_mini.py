@@ -29,6 +29,7 @@ from taskmem.claims import merge, tally_log
 from taskmem_bench.cli import main as cli
 from taskmem_bench.datasets.mini.dataset import Config as MiniConfig
 from taskmem_bench.datasets.mini.dataset import plan_episode
+from taskmem_bench.results import RunDir
 from taskmem_bench.taskconfig import load_task
 
 
@@ -44,12 +45,11 @@ def run(task: str, limit: int, policy: str, out: Path, *settings: str) -> Path:
 
 
 def claims(run_dir: Path, config: MiniConfig, limit: int):
+    log = RunDir(run_dir).memory_log
     tallies = []
     for index in range(limit):
         plan = plan_episode(config, index)
-        path = run_dir / "memory" / f"{index:06d}.jsonl"
-        entries = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        tallies.append(tally_log(entries, plan.world, [q.ask_time for q, _ in plan.questions]))
+        tallies.append(tally_log(log(index), plan.world, [q.ask_time for q, _ in plan.questions]))
     return merge(tallies)
 
 

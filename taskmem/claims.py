@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from taskmem_bench.datasets.mini.world import World
+from taskmem_bench.memory import StoredEntry, count_tokens
 
 from taskmem.protocol import sentences
 
@@ -88,17 +89,15 @@ def window_facts(world: World, clip_end: float, window_seconds: float) -> list[t
     return [(f.text, f.kind) for f in world.facts if f.span.start < clip_end and f.span.end > start]
 
 
-def tally_log(entries: Sequence[dict], world: World, cuts: Iterable[float] = (),
+def tally_log(log: Sequence[StoredEntry], world: World, cuts: Iterable[float] = (),
               window_seconds: float = 50.0) -> ClaimTally:
-    """A stream's memory log (``memory/NNNNNN.jsonl`` records) scored against its world; clips
-    that wrote nothing count, with no sentences. ``cuts`` are the stream's ask times, where the
-    runner cut clips."""
-    from taskmem_bench.memory import count_tokens
-
+    """A stream's memory log (``RunDir.memory_log``) scored against its world; clips that wrote
+    nothing count, with no sentences. ``cuts`` are the stream's ask times, where the runner cut
+    clips."""
     tally = ClaimTally()
     by_clip: dict[float, list[str]] = {}
-    for record in entries:  # grouped by the clip that wrote them (its end), not their spans
-        by_clip.setdefault(record["written_at"], []).append(record["text"])
+    for stored in log:  # grouped by the clip that wrote them (its end), not their spans
+        by_clip.setdefault(stored.written_at, []).append(stored.entry.text)
     ends = sorted(set(by_clip) | clip_ends(world, cuts))
     for end in ends:
         text = " ".join(by_clip.get(end, []))

@@ -12,7 +12,7 @@ run (``media.iter_clips`` with the task's stream settings, clips cut at ask time
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from taskmem_bench.datasets.mini.dataset import Config as MiniConfig
@@ -166,7 +166,3 @@ def _popping(t: float, t0: float, t1: float, grow: bool, shrink: bool) -> bool:
 def label_vector(world: World, t: float) -> list[int]:
     labels = frame_labels(world, t)
     return [labels[name] for name in HEADS]
-
-
-def head_sizes() -> Sequence[int]:
-    return [len(classes) for classes in HEADS.values()]

@@ -14,7 +14,7 @@ Training runs through transformers' ``Trainer`` (checkpoints, resume, progress) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,7 +159,7 @@ def state_caption(labels: dict[str, int]) -> str | None:
     return " ".join(parts)
 
 
-def caption_rows(frames: Sequence[LabelledFrame]):
+def caption_rows(frames: Iterable[LabelledFrame]):
     """Prompt-completion rows for trl: one frame, :data:`CAPTION_PROMPT`, its state caption."""
     from PIL import Image
 

@@ -94,10 +94,6 @@ class Prompt:
     parts: tuple[str | Frame, ...]
 
     @property
-    def frames(self) -> list[Frame]:
-        return [p for p in self.parts if isinstance(p, Frame)]
-
-    @property
     def text(self) -> str:
         """The prompt's text with ``<image>`` where a frame goes (logs and tests)."""
         return "".join(p if isinstance(p, str) else "<image>" for p in self.parts)

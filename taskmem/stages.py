@@ -58,10 +58,10 @@ def last_checkpoint(out: Path) -> str | None:
 class PerceptionConfig:
     """Perception pretraining of the vision tower (see ``taskmem.perception``)."""
 
-    episodes: int = 160
-    dev_episodes: int = 16
+    episodes: int = 120
+    dev_episodes: int = 12
     frames_per_clip: int = 6
-    epochs: float = 5.0
+    epochs: float = 3.0
     batch_size: int = 64
     learning_rate: float = 2e-3
     seed: int = 0
@@ -70,9 +70,7 @@ class PerceptionConfig:
 def perception(out: Path, config: PerceptionConfig, *, resume: bool = False) -> dict[str, Any]:
     from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer
 
-    from taskmem.perception import (
-        FrameCollator, FrameDataset, PerceptionModel, head_accuracy, labelled_frames,
-    )
+    from taskmem.perception import FrameCollator, FrameDataset, PerceptionModel, head_accuracy
 
     record = TrainingRecord("perception", asdict(config), config.seed)
     init = out / "init"
@@ -84,11 +82,8 @@ def perception(out: Path, config: PerceptionConfig, *, resume: bool = False) -> 
     tokens = (FRAME_SIZE // memorizer.config.vision_config.patch_size // MERGE) ** 2
     model = PerceptionModel(memorizer.model.visual, tokens, hidden)
 
-    def frames(split: str, episodes: int):
-        samples = [s for ep in split_samples(training_config(split, episodes)) for s in ep]
-        return labelled_frames(samples, config.frames_per_clip, FRAME_SIZE)
-
-    train, dev = frames("train", config.episodes), frames("dev", config.dev_episodes)
+    train = list(split_frames("train", config.episodes, config.frames_per_clip))
+    dev = list(split_frames("dev", config.dev_episodes, config.frames_per_clip))
     collator = FrameCollator(processor.image_processor)
     args = cpu_arguments(
         out, config.seed, per_device_train_batch_size=config.batch_size,
@@ -126,10 +121,17 @@ class CaptionConfig:
 
 def caption_rows(config: CaptionConfig):
     from taskmem.perception import caption_rows as rows
+
+    yield from rows(split_frames("train", config.episodes, config.frames_per_clip))
+
+
+def split_frames(split: str, episodes: int, per_clip: int):
+    """A training split's labelled frames (``perception.labelled_frames``), episode by episode,
+    so only one episode's decoded clips are held at a time."""
     from taskmem.perception import labelled_frames
 
-    for samples in split_samples(training_config("train", config.episodes)):
-        yield from rows(labelled_frames(samples, config.frames_per_clip, FRAME_SIZE))
+    for samples in split_samples(training_config(split, episodes)):
+        yield from labelled_frames(samples, per_clip, FRAME_SIZE)
 
 
 def captions(parent: Path, out: Path, config: CaptionConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class WarmConfig:
     seed: int = 0
 
 
-def warm_examples(config: WarmConfig, spec=None):
+def warm_examples(config: WarmConfig):
     """Prompt-completion rows for trl: each episode walked clip by clip, the history being the
     composed targets themselves (teacher forcing)."""
     import numpy as np
@@ -171,7 +173,7 @@ def warm_examples(config: WarmConfig, spec=None):
     from taskmem.protocol import FrameSpec, format_reply
     from taskmem.streams import Window, clip_facts, compose_target, trl_prompt
 
-    spec = spec or FrameSpec()
+    spec = FrameSpec()
     rng = np.random.default_rng(config.seed)
     episodes = slim_split("train", config.episodes, spec)
     for _ in range(config.passes):

@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             for plan, run_dir in zip(plans, run_dirs)
         ]
     except KeyboardInterrupt:
-        total = None if release is None else len(_episodes(release, plans[0].limit))
+        total = None if release is None else len(plans[0].episodes(release))
         err.print(escape(_interrupted(args, plans, run_dirs, total, out_root)),
                   highlight=False, soft_wrap=True)
         return 130
@@ -208,10 +208,6 @@ def _load(plan: RunPlan, interval_s: float) -> Any:
     if release.skipped:
         err.print(f"[yellow]{len(release.skipped)} items skipped by the dataset adapter[/]")
     return release
-
-
-def _episodes(release: Any, limit: int | None) -> tuple[Any, ...]:
-    return release.episodes[:limit] if limit else release.episodes
 
 
 def _interrupted(
@@ -287,7 +283,7 @@ def _run_one(
 ) -> RunOutcome:
     manifest = build_manifest(plan.describe(release), command=sys.argv)
     progress = StepProgress(err, plan.policy_name, interval_s=interval_s)
-    tally = RunTally(progress, _episodes(release, plan.limit), plan.task.stream.clip_seconds)
+    tally = RunTally(progress, plan.episodes(release), plan.task.stream.clip_seconds)
     with progress:
         outcome = StreamingRunner(plan, release, run_dir, on_progress=tally).run(
             manifest, resume=resume

@@ -19,7 +19,7 @@ from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
 from taskmem_bench.datasets.egolife_window import AROUND_EVIDENCE, BEFORE_QUERY
 from taskmem_bench.policy import Policy, load_policy
 from taskmem_bench.readers import Reader, load_reader
-from taskmem_bench.schema import MemoryBudget
+from taskmem_bench.schema import Episode, MemoryBudget
 from taskmem_bench.scoring.judge import JudgeConfig, LLMJudge
 from taskmem_bench.scoring.variants import get_scoring
 from taskmem_bench.taskconfig import (
@@ -60,6 +60,10 @@ class RunPlan:
 
     def make_judge(self) -> LLMJudge | None:
         return None if self.judge_config is None else LLMJudge(self.judge_config, seed=self.seed)
+
+    def episodes(self, release: DatasetRelease) -> tuple[Episode, ...]:
+        """The release's episodes this plan runs: the first ``limit`` of them."""
+        return release.episodes[: self.limit] if self.limit else release.episodes
 
     def check_release(self, release: DatasetRelease) -> None:
         if self.policy_cls.privileged and not release.synthetic:

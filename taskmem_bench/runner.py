@@ -168,7 +168,7 @@ class StreamingRunner:
             )
         self.plan = plan
         self.release = release
-        self.episodes = release.episodes[: plan.limit] if plan.limit else release.episodes
+        self.episodes = plan.episodes(release)
         self.run_dir = RunDir(run_dir)
         self.policy, policy_failure = _constructed("policy", policy, plan.make_policy)
         self.reader, reader_failure = _constructed("reader", reader, plan.make_reader)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from taskmem.claims import claimed_kind, tally_log, window_facts
 from taskmem.minidata import training_config
 from taskmem_bench.datasets.mini.dataset import plan_episode
+from taskmem_bench.memory import MemoryEntry, StoredEntry
 
 
 def test_sentences_get_the_kind_their_wording_claims():
@@ -23,8 +24,8 @@ def test_a_log_is_scored_against_the_facts_of_each_clips_window():
     first = world.facts[0]
     end = 10.0 if first.span.start < 10.0 else 20.0
     entries = [
-        {"written_at": end, "text": f"{first.text} The sign shows the word NOWHERE."},
-        {"written_at": end, "text": first.text},  # the same fact twice counts once
+        StoredEntry(end, 0, MemoryEntry(0.0, end, f"{first.text} The sign shows the word NOWHERE.")),
+        StoredEntry(end, 0, MemoryEntry(0.0, end, first.text)),  # the same fact twice counts once
     ]
     tally = tally_log(entries, world)
     assert (first.text, first.kind) in window_facts(world, end, 50.0)
