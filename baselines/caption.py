@@ -15,20 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from taskmem_bench.backends import ChatRequest
-from taskmem_bench.memory import MemoryEntry, render_time
+from taskmem_bench.memory import render_time
+from taskmem_bench.model_policy import GenerationConfig, ModelPolicy, Step, window_video
 from taskmem_bench.schema import Clip, StreamInfo
 
 from baselines.prompting import (
-    GenerationConfig,
-    ModelPolicy,
+    CaptioningPolicy,
+    Timed,
     clip_entries,
     join,
     parse_description,
-    Timed,
     side_text,
     timed_lines,
     user_request,
-    window_video,
 )
 
 WINDOW_CONTEXT = (
@@ -48,15 +47,16 @@ WINDOW_INSTRUCTIONS = (
 )
 
 
-class CaptionPolicy(ModelPolicy):
+class CaptionPolicy(CaptioningPolicy[None]):
     """One generic description per clip, from the clip's frames and side-channel text."""
 
     name = "caption"
     version = "1"
 
-    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
+    def step(self, clips: Sequence[Clip], states: Sequence[None]) -> list[Step[None]]:
         answers = self.generate([self.caption_request(clip) for clip in clips])
-        return [clip_entries(clip, answer, "caption") for clip, answer in zip(clips, answers)]
+        return [Step(clip_entries(clip, answer, "caption"), None)
+                for clip, answer in zip(clips, answers)]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,11 @@ class _Described:
     description: str
 
 
-class CaptionWindowPolicy(ModelPolicy):
+_Window = tuple[_Described, ...]
+"""A caption-window stream's state: its clips still in the window, oldest first."""
+
+
+class CaptionWindowPolicy(ModelPolicy[_Window]):
     """The paper's memorizer protocol without task focus; see the module docstring.
 
     Each entry's ``meta["format_error"]`` says whether the reply missed the JSON format, in
@@ -92,46 +96,34 @@ class CaptionWindowPolicy(ModelPolicy):
     version = "1"
     Config = CaptionWindowConfig
 
-    def __init__(self, config: CaptionWindowConfig | None = None, *, seed: int = 0) -> None:
-        super().__init__(config, seed=seed)
-        self._window: dict[str, tuple[_Described, ...]] = {}
+    def initial_state(self, info: StreamInfo) -> _Window:
+        return ()
 
-    def start_stream(self, info: StreamInfo) -> None:
-        super().start_stream(info)
-        self._window[info.stream_id] = ()
-
-    def end_stream(self, stream_id: str) -> None:
-        super().end_stream(stream_id)
-        self._window.pop(stream_id, None)
-
-    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
-        earlier = [self.earlier_in_window(clip) for clip in clips]
+    def step(self, clips: Sequence[Clip], states: Sequence[_Window]) -> list[Step[_Window]]:
+        earlier = [self.earlier_in_window(c, window) for c, window in zip(clips, states)]
         answers = self.generate([self.request(c, e) for c, e in zip(clips, earlier)])
-        results, windows = [], {}
+        steps = []
         for clip, before, answer in zip(clips, earlier, answers):
             description, format_error = parse_description(answer)
-            results.append(
-                clip_entries(clip, description, "description", format_error=format_error)
-            )
-            windows[clip.stream_id] = (*before, _Described(clip, description))
-        self._window.update(windows)  # committed only once the whole batch succeeded
-        return results
+            entries = clip_entries(clip, description, "description", format_error=format_error)
+            steps.append(Step(entries, (*before, _Described(clip, description))))
+        return steps
 
-    def earlier_in_window(self, clip: Clip) -> tuple[_Described, ...]:
-        """The stream's earlier clips that overlap the window ending at this clip's end."""
+    def earlier_in_window(self, clip: Clip, window: _Window) -> _Window:
+        """The clips of ``window`` that overlap the window ending at this clip's end."""
         start = clip.t_end - self.config.window_seconds
-        return tuple(d for d in self._window[clip.stream_id] if d.clip.t_end > start)
+        return tuple(d for d in window if d.clip.t_end > start)
 
     def request(self, clip: Clip, earlier: Sequence[_Described]) -> ChatRequest:
         start = clip.t_end - self.config.window_seconds
-        shown = [d.clip for d in earlier] + [clip]
+        window_clips = [d.clip for d in earlier] + [clip]
         context = WINDOW_CONTEXT.format(
-            window_start=render_time(max(start, shown[0].t_start)),
+            window_start=render_time(max(start, window_clips[0].t_start)),
             new_start=render_time(clip.t_start),
             end=render_time(clip.t_end),
         )
         lines = timed_lines([Timed(d.clip.t_start, d.clip.t_end, d.description) for d in earlier])
         preceding = WINDOW_PRECEDING.format(lines=lines) if lines else NO_PRECEDING
         text = join(context, preceding, side_text(clip.text), WINDOW_INSTRUCTIONS)
-        video = window_video(self.info[clip.stream_id], shown, since=start)
+        video = window_video(self.info[clip.stream_id], window_clips, since=start)
         return user_request(text, self.sampling(clip, "description"), video)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from taskmem_bench.backends import ChatRequest
 from taskmem_bench.memory import MemoryEntry
+from taskmem_bench.model_policy import GenerationConfig, Step
 from taskmem_bench.schema import Clip, StreamInfo
 
 from baselines.prompting import (
-    GenerationConfig,
-    ModelPolicy,
+    CaptioningPolicy,
     Timed,
     clip_entries,
     parse_list,
@@ -56,42 +56,35 @@ class EpisodicSemanticConfig(GenerationConfig):
             raise ValueError("semantic_every must be at least 1")
 
 
-class EpisodicSemanticPolicy(ModelPolicy):
+_Recent = tuple[Timed, ...]
+"""An episodic-semantic stream's state: its episodic captions since its last semantic request."""
+
+
+class EpisodicSemanticPolicy(CaptioningPolicy[_Recent]):
     """Episodic captions per clip plus periodic semantic facts; see the module docstring."""
 
     name = "episodic-semantic"
     version = "1"
     Config = EpisodicSemanticConfig
 
-    def __init__(self, config: EpisodicSemanticConfig | None = None, *, seed: int = 0) -> None:
-        super().__init__(config, seed=seed)
-        self._recent: dict[str, tuple[Timed, ...]] = {}
+    def initial_state(self, info: StreamInfo) -> _Recent:
+        return ()
 
-    def start_stream(self, info: StreamInfo) -> None:
-        super().start_stream(info)
-        self._recent[info.stream_id] = ()
-
-    def end_stream(self, stream_id: str) -> None:
-        super().end_stream(stream_id)
-        self._recent.pop(stream_id, None)
-
-    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
+    def step(self, clips: Sequence[Clip], states: Sequence[_Recent]) -> list[Step[_Recent]]:
         due = {
-            i: self.semantic_request(clip, self._recent[clip.stream_id])
-            for i, clip in enumerate(clips)
-            if len(self._recent[clip.stream_id]) >= self.config.semantic_every
+            i: self.semantic_request(clip, recent)
+            for i, (clip, recent) in enumerate(zip(clips, states))
+            if len(recent) >= self.config.semantic_every
         }
         captions, replies = self.captions_with(clips, due)
-        results, recent = [], {}
-        for i, (clip, caption) in enumerate(zip(clips, captions)):
-            entries, kept = [], self._recent[clip.stream_id]
+        steps = []
+        for i, (clip, kept, caption) in enumerate(zip(clips, states, captions)):
+            entries: list[MemoryEntry] = []
             if i in replies:
                 entries, kept = self.semantic_entries(kept, replies[i]), ()
             entries += clip_entries(clip, caption, "episodic")
-            recent[clip.stream_id] = (*kept, Timed(clip.t_start, clip.t_end, caption))
-            results.append(entries)
-        self._recent.update(recent)  # committed only once the whole batch succeeded
-        return results
+            steps.append(Step(entries, (*kept, Timed(clip.t_start, clip.t_end, caption))))
+        return steps
 
     def semantic_request(self, clip: Clip, recent: Sequence[Timed]) -> ChatRequest:
         text = SEMANTIC_PROMPT.format(descriptions=timed_lines(recent) or "(no description)")

@@ -1,36 +1,25 @@
-"""What the model-using baselines share: their config, one batched model call per observe,
-per-request seeds, the clip-caption request, and parsing of JSON replies.
+"""What the model-using baselines share: the clip-caption request, prompt blocks, and parsing of
+JSON replies.
 
-Every baseline builds all the requests of an ``observe`` batch first and sends them in one
-``generate`` call, so the runner's cross-stream batches reach the model whole; per-stream state
-is committed only after that call returned and its replies were parsed, so a batch that raises
-leaves every stream as it was (the runner then retries the clips one by one).
+Each baseline is a :class:`~taskmem_bench.model_policy.ModelPolicy` that writes only its step:
+it builds all the requests of a batch first and sends them in one ``generate`` call, and
+returns each clip's entries with its stream's next state, which the base class commits only
+once the whole batch succeeded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
-
-from taskmem_bench.backends import (
-    BackendSettings,
-    ChatRequest,
-    Generation,
-    Message,
-    Sampling,
-    TextPart,
-    VideoPart,
-    get_backend,
-)
+from taskmem_bench.backends import ChatRequest, Message, Sampling, TextPart, VideoPart
 from taskmem_bench.memory import MemoryEntry, render_time
-from taskmem_bench.policy import Policy
-from taskmem_bench.schema import Clip, StreamInfo, TextEvent
+from taskmem_bench.model_policy import ModelPolicy
+from taskmem_bench.schema import Clip, TextEvent
+
+State = TypeVar("State")
 
 CAPTION_PROMPT = (
     "Describe this video clip ({start}-{end} on the stream's clock) in a few sentences: who "
@@ -39,64 +28,9 @@ CAPTION_PROMPT = (
 SIDE_TEXT_PROMPT = "Text from the stream's side channels during this time, by channel:\n{lines}"
 
 
-@dataclass(frozen=True)
-class GenerationConfig(BackendSettings):
-    """The backend fields (``backend``, ``model``, ...) plus decoding settings.
-
-    ``temperature`` 0 is greedy decoding; above 0 each request is sampled with a seed derived
-    from the run's seed, the stream and the clip, so a rerun samples the same text.
-    """
-
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.temperature < 0:
-            raise ValueError("max_new_tokens must be at least 1 and temperature at least 0")
-
-
-class ModelPolicy(Policy):
-    """Base of the baselines that call a model: keeps each stream's :class:`StreamInfo`, loads
-    the backend on first use (plans are built and hashed before anything loads), and seeds
-    every request."""
-
-    Config = GenerationConfig
-
-    def __init__(self, config: GenerationConfig | None = None, *, seed: int = 0) -> None:
-        super().__init__(config, seed=seed)
-        self.info: dict[str, StreamInfo] = {}
-
-    def start_stream(self, info: StreamInfo) -> None:
-        self.info[info.stream_id] = info
-
-    def end_stream(self, stream_id: str) -> None:
-        self.info.pop(stream_id, None)
-
-    def generate(self, requests: Sequence[ChatRequest]) -> list[str]:
-        """The answers (text after ``</think>``) to all requests, from one backend call."""
-        return [g.answer for g in self.generations(requests)]
-
-    def generations(self, requests: Sequence[ChatRequest]) -> list[Generation]:
-        """The whole completions (thinking included) of all requests, from one backend call."""
-        if not requests:
-            return []
-        generations = get_backend(self.config).generate(list(requests))
-        if len(generations) != len(requests):
-            raise RuntimeError(
-                f"backend returned {len(generations)} generations for {len(requests)} requests"
-            )
-        return generations
-
-    def sampling(self, clip: Clip, purpose: str) -> Sampling:
-        return Sampling(
-            max_new_tokens=self.config.max_new_tokens,
-            temperature=self.config.temperature,
-            seed=request_seed(self.seed, clip.stream_id, clip.index, purpose),
-        )
-
-    def video(self, clip: Clip) -> VideoPart | None:
-        """The clip's frames as a video at their true stream times (None for a text-only clip)."""
-        return window_video(self.info[clip.stream_id], [clip])
+class CaptioningPolicy(ModelPolicy[State]):
+    """A model policy that captions every clip with the generic request (``caption``,
+    ``summary``, ``episodic-semantic``), text-only follow-ups riding in the same call."""
 
     def captions_with(
         self, clips: Sequence[Clip], followups: Mapping[int, ChatRequest]
@@ -118,28 +52,6 @@ class ModelPolicy(Policy):
 def clip_entries(clip: Clip, text: str, kind: str, **meta: Any) -> list[MemoryEntry]:
     """One entry spanning the clip, or none for an empty reply (nothing to remember)."""
     return [MemoryEntry(clip.t_start, clip.t_end, text, kind, meta)] if text else []
-
-
-def request_seed(seed: int, stream_id: str, clip_index: int, purpose: str) -> int:
-    """A 31-bit seed fixed by the run's seed, the stream, the clip and the request's purpose:
-    reproducible across runs and independent of how streams were batched."""
-    key = f"{seed}\x00{stream_id}\x00{clip_index}\x00{purpose}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def window_video(
-    info: StreamInfo, clips: Sequence[Clip], since: float = float("-inf")
-) -> VideoPart | None:
-    """The frames of ``clips`` at or after ``since`` as one video, or None when there are none."""
-    kept = [(c.frames[c.timestamps >= since], c.timestamps[c.timestamps >= since]) for c in clips]
-    kept = [(frames, times) for frames, times in kept if len(frames)]
-    if not kept:
-        return None
-    return VideoPart(
-        frames=np.concatenate([frames for frames, _ in kept]),
-        timestamps=np.concatenate([times for _, times in kept]),
-        source_fps=info.fps or info.sample_fps,
-    )
 
 
 def user_request(text: str, sampling: Sampling, video: VideoPart | None = None) -> ChatRequest:

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 from taskmem_bench.backends import ChatRequest
 from taskmem_bench.memory import MemoryEntry, count_tokens, truncate_tokens
+from taskmem_bench.model_policy import GenerationConfig, Step
 from taskmem_bench.schema import Clip, StreamInfo
 
-from baselines.prompting import GenerationConfig, ModelPolicy, Timed, timed_lines, user_request
+from baselines.prompting import CaptioningPolicy, Timed, timed_lines, user_request
 
 SUMMARY_PROMPT = (
     "You keep a running summary of a live video stream. Rewrite the summary so that it also "
@@ -65,44 +66,32 @@ class _Rolling:
     captions: tuple[Timed, ...] = ()
 
 
-class SummaryPolicy(ModelPolicy):
+class SummaryPolicy(CaptioningPolicy[_Rolling]):
     """A rolling summary; see the module docstring for cadence and what memory holds."""
 
     name = "summary"
     version = "1"
     Config = SummaryConfig
 
-    def __init__(self, config: SummaryConfig | None = None, *, seed: int = 0) -> None:
-        super().__init__(config, seed=seed)
-        self._rolling: dict[str, _Rolling] = {}
+    def initial_state(self, info: StreamInfo) -> _Rolling:
+        return _Rolling()
 
-    def start_stream(self, info: StreamInfo) -> None:
-        super().start_stream(info)
-        self._rolling[info.stream_id] = _Rolling()
-
-    def end_stream(self, stream_id: str) -> None:
-        super().end_stream(stream_id)
-        self._rolling.pop(stream_id, None)
-
-    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
+    def step(self, clips: Sequence[Clip], states: Sequence[_Rolling]) -> list[Step[_Rolling]]:
         due = {
-            i: self.rewrite_request(clip, self._rolling[clip.stream_id])
-            for i, clip in enumerate(clips)
-            if len(self._rolling[clip.stream_id].captions) >= self.config.every_clips
+            i: self.rewrite_request(clip, state)
+            for i, (clip, state) in enumerate(zip(clips, states))
+            if len(state.captions) >= self.config.every_clips
         }
         captions, rewrites = self.captions_with(clips, due)
-        results, updated = [], {}
-        for i, (clip, caption) in enumerate(zip(clips, captions)):
-            state, entries = self._rolling[clip.stream_id], []
+        steps = []
+        for i, (clip, state, caption) in enumerate(zip(clips, states, captions)):
+            entries: list[MemoryEntry] = []
             if i in rewrites:
                 state, entries = self.merged(state, rewrites[i])
             start = clip.t_start if state.start is None else state.start
-            updated[clip.stream_id] = _Rolling(
-                state.summary, start, (*state.captions, Timed(clip.t_start, clip.t_end, caption))
-            )
-            results.append(entries)
-        self._rolling.update(updated)  # committed only once the whole batch succeeded
-        return results
+            captioned = (*state.captions, Timed(clip.t_start, clip.t_end, caption))
+            steps.append(Step(entries, _Rolling(state.summary, start, captioned)))
+        return steps
 
     def rewrite_request(self, clip: Clip, state: _Rolling) -> ChatRequest:
         text = SUMMARY_PROMPT.format(

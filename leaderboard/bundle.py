@@ -8,8 +8,8 @@ regular files, at the top level::
     manifest.json    the run manifest, as the runner wrote it
     summary.json     the run summary, as the runner wrote it
     rows.parquet     the per-question rows (``results.ROW_SCHEMA``), raw reader outputs included
-    memory.parquet   every stream's memory log (``MEMORY_SCHEMA``); a row's snapshot is the
-                     first ``memory_entries`` entries of its stream
+    memory.parquet   every stream's memory log (``memorylog.MEMORY_SCHEMA``); a row's snapshot
+                     is the first ``memory_entries`` entries of its stream
     SHA256SUMS       ``<sha256>  <name>`` for each file above (``sha256sum -c`` reads it)
 
 Reading treats the archive as hostile: it is never extracted to disk; members are read into
@@ -40,8 +40,9 @@ from urllib.parse import urlsplit
 import polars as pl
 
 import taskmem_bench
-from leaderboard.errors import shown_name
+from leaderboard.errors import printable_name
 from leaderboard.parquet import KiB, MiB, TableCaps, TableError, read_table
+from taskmem_bench.memorylog import MEMORY_SCHEMA, memory_frame
 from taskmem_bench.results import ROW_SCHEMA, RunDir, write_atomic
 from taskmem_bench.taskconfig import INT64_RANGE
 
@@ -51,22 +52,6 @@ HEADER, MANIFEST, SUMMARY, ROWS, MEMORY, CHECKSUMS = (
 )
 DATA_MEMBERS = (HEADER, MANIFEST, SUMMARY, ROWS, MEMORY)
 """The members SHA256SUMS covers, in archive order; SHA256SUMS comes last."""
-
-MEMORY_SCHEMA: dict[str, Any] = {
-    "stream_index": pl.Int64,
-    "stream_id": pl.String,
-    "position": pl.Int64,
-    "written_at": pl.Float64,
-    "clip_index": pl.Int64,
-    "t_start": pl.Float64,
-    "t_end": pl.Float64,
-    "kind": pl.String,
-    "text": pl.String,
-    "meta": pl.String,
-}
-"""One row per stored memory entry. ``stream_id`` is null for a stream that had no questions;
-``meta`` is the entry's metadata as JSON."""
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -102,7 +87,7 @@ class Bundle:
     """A bundle read back and checked for form (schema, checksums), not yet for truth."""
 
     source: str
-    """The archive's file name, for messages (``errors.shown_name``: control characters escaped)."""
+    """The archive's file name, for messages (``errors.printable_name``: control characters escaped)."""
     digest: str
     """sha256 of SHA256SUMS, which pins every other member: the bundle's identity."""
     header: Mapping[str, Any]
@@ -141,7 +126,7 @@ def export_bundle(run_dir: Path, out: Path, *, link: str | None = None) -> Path:
         MANIFEST: run.manifest_path.read_bytes(),
         SUMMARY: run.summary_path.read_bytes(),
         ROWS: run.rows_path.read_bytes(),
-        MEMORY: _parquet_bytes(memory_frame(run)),
+        MEMORY: _parquet_bytes(memory_frame(run.memory_logs())),
     }
     members[CHECKSUMS] = checksums_text(members).encode()
     out = Path(out)
@@ -152,24 +137,6 @@ def export_bundle(run_dir: Path, out: Path, *, link: str | None = None) -> Path:
 
     write_atomic(out, write)
     return out
-
-
-def memory_frame(run: RunDir) -> pl.DataFrame:
-    """Every finished stream's memory log, with the stream id its rows carry."""
-    records = []
-    for index in sorted(run.finished_streams()):
-        part = next(run.parts.glob(f"{index:06d}.*parquet"))
-        ids = pl.read_parquet(part, columns=["stream_id"])["stream_id"].unique().to_list()
-        stream_id = ids[0] if len(ids) == 1 else None
-        for position, stored in enumerate(run.memory_log(index)):
-            entry = stored.entry
-            records.append({
-                "stream_index": index, "stream_id": stream_id, "position": position,
-                "written_at": stored.written_at, "clip_index": stored.clip_index,
-                "t_start": entry.t_start, "t_end": entry.t_end, "kind": entry.kind,
-                "text": entry.text, "meta": json.dumps(dict(entry.meta), sort_keys=True),
-            })
-    return pl.DataFrame(records, schema=MEMORY_SCHEMA)
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -236,7 +203,7 @@ def read_bundle(path: Path, limits: Limits = LIMITS) -> Bundle:
             raise BundleError("policy_link in bundle.json must be a string or null")
         check_link(link)
     return Bundle(
-        source=shown_name(path.name),
+        source=printable_name(path.name),
         digest=hashlib.sha256(members[CHECKSUMS]).hexdigest(),
         header=header,
         manifest=_json(members, MANIFEST),

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from leaderboard.manifest import ModelView
+from taskmem_bench.manifest import ModelIdentity
 
 LOCAL_PATH = "<local path>"
 _PATH = re.compile(
@@ -47,7 +47,7 @@ def published_rows(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(pl.Series("error", errors, dtype=pl.String))
 
 
-def model_label(model: ModelView) -> str:
+def model_label(model: ModelIdentity) -> str:
     """A model as a visitor reads it: its name and backend, with the hub revision where one was
     recorded. A local folder (or a served model named by a path) is named by its last part and
     the digest of its definition files, which pin it, not by where it was."""

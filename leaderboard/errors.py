@@ -6,7 +6,7 @@ from typing import Any
 
 
 class Rejected(ValueError):
-    """The bundle is not accepted; the message is the one reason shown for it."""
+    """The bundle is not accepted; the message is the one reason given for it."""
 
 
 def show(value: Any) -> str:
@@ -15,7 +15,7 @@ def show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def shown_name(name: str) -> str:
+def printable_name(name: str) -> str:
     """A bundle's file name as messages and logs print it: unquoted, but with backslashes and
     every non-printable character (newline, escape, bidi control) escaped, so that a name
     cannot start a line of its own or move the terminal's cursor in a CI log."""

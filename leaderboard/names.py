@@ -1,5 +1,8 @@
-"""Names a visitor reads: a policy must not pass for a control (or a reader for another) by
-looking like it.
+"""Names a visitor reads: each must read as what it is, and a policy must not pass for a control
+(or a reader for another) by looking like it.
+
+The site prints a manifest's names as they are, so ``check_names`` requires them printable,
+without spaces at either end, and not lookalikes of a control's or a registered reader's name.
 
 Two names look alike when their ``skeleton`` is equal: the NFKC form (fullwidth ``ｂｌｉｎｄ`` is
 ``blind``), case folded, accents dropped, letters of other scripts that are drawn like Latin
@@ -13,6 +16,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+
+from leaderboard.errors import Rejected, show
+from leaderboard.tracks import CONTROL_POLICIES
+from taskmem_bench.manifest import Manifest
+from taskmem_bench.readers import available_readers
 
 LOOKS_LATIN = str.maketrans({
     # Cyrillic
@@ -44,3 +52,22 @@ def lookalike(name: str, reserved: Iterable[str]) -> str | None:
     """The reserved name that ``name`` looks like without being it, if any."""
     shape = skeleton(name)
     return next((r for r in reserved if r != name and skeleton(r) == shape), None)
+
+
+def check_names(m: Manifest) -> None:
+    """The manifest's policy and reader names and versions are 1 to 200 printable characters
+    without spaces at either end, and the names do not look like (``skeleton``) a control's
+    or a registered reader's without being it, which would pass for that control or reader
+    on the site."""
+    for what, name in (("policy name", m.policy.name), ("policy version", m.policy.version),
+                       ("reader name", m.reader.name), ("reader version", m.reader.version)):
+        if not (0 < len(name) <= 200 and name.isprintable() and name == name.strip()):
+            raise Rejected(f"manifest {what} {show(name)} must be 1 to 200 printable characters "
+                           "(no control or bidi characters, no spaces at either end)")
+    for what, name, reserved in (("policy", m.policy.name, CONTROL_POLICIES),
+                                 ("reader", m.reader.name, available_readers())):
+        like = lookalike(name, reserved)
+        if like is not None:
+            raise Rejected(f"{what} name {show(name)} looks like {like!r} (after NFKC and "
+                           f"confusable letters) without being it; choose a name that does not "
+                           f"pass for {like!r}")

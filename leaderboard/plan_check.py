@@ -8,6 +8,7 @@ no question given a stream of its own (which would narrow the clustered interval
 limit. The plan's stream durations also fix the video hours that memory per hour divides by.
 Without a plan only the counts are checked, and the hours are bounded below by the last ask
 time of each stream. A run's ``--limit`` is normalised to the streams it covers (``Coverage``).
+The plan also gives each question's abstain text, which re-scoring needs (``abstain_texts``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import polars as pl
 
 from leaderboard.bundle import Bundle
 from leaderboard.errors import Rejected, show
-from leaderboard.manifest import ManifestView
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.datasets.base import PlannedStream
+from taskmem_bench.manifest import Manifest
+from taskmem_bench.schema import ScoringSpec
 from taskmem_bench.taskconfig import validate
 
 PLANNED_FIELDS = {
@@ -58,7 +60,7 @@ class Coverage:
         return None if self.full else self.streams
 
 
-def dataset_split(m: ManifestView) -> list[PlannedStream] | None:
+def dataset_split(m: Manifest) -> list[PlannedStream] | None:
     """Every stream of the run's dataset split, or None when the adapter cannot list them."""
     adapter = load_adapter(m.dataset.name)()
     return adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
@@ -69,7 +71,7 @@ def within_limit(split: Sequence[PlannedStream] | None, limit: int | None) -> li
     return None if split is None else list(split[:limit])
 
 
-def coverage(m: ManifestView, streams: int, split: Sequence[PlannedStream] | None) -> Coverage:
+def coverage(m: Manifest, streams: int, split: Sequence[PlannedStream] | None) -> Coverage:
     """What the run's ``streams`` (checked by ``check_streams``) cover of the split; without a
     split, a run that stopped short of its limit ran out of streams, so it covers them all."""
     if split is not None:
@@ -77,7 +79,7 @@ def coverage(m: ManifestView, streams: int, split: Sequence[PlannedStream] | Non
     return Coverage(streams, streams if m.limit is None or streams < m.limit else None)
 
 
-def check_streams(bundle: Bundle, m: ManifestView, plan: Sequence[PlannedStream] | None) -> int:
+def check_streams(bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | None) -> int:
     """The summary's stream counts agree with the limit, the plan, the rows and the memory log;
     with a plan, the rows are its questions. Returns the number of streams run."""
     streams = bundle.summary.get("streams")
@@ -152,6 +154,15 @@ def _check_rows(rows: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:
             row = differs.row(0, named=True)
             raise Rejected(f"question {show(row['question_id'])}: the row's {field} "
                            f"{show(row[f'{field} stated'])} is not the dataset's {show(row[field])}")
+
+
+def abstain_texts(rows: pl.DataFrame, plan: Sequence[PlannedStream] | None) -> dict[str, str]:
+    """Each row's question's ``abstain_text`` by question id, which re-scoring needs and rows
+    do not record: the dataset's, from its plan (``check_streams`` made the rows its
+    questions); without a plan, ``ScoringSpec``'s default."""
+    planned = {q.question_id: q.abstain_text for stream in plan or () for q in stream.questions}
+    default = ScoringSpec().abstain_text
+    return {qid: planned.get(qid, default) for qid in rows["question_id"]}
 
 
 def video_hours(bundle: Bundle, plan: Sequence[PlannedStream] | None) -> float:

@@ -17,14 +17,14 @@ from collections.abc import Mapping
 import polars as pl
 
 from leaderboard.errors import Rejected, show
-from leaderboard.manifest import ManifestView
+from taskmem_bench.manifest import Manifest
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.readers import Reader, available_readers, load_reader
 from taskmem_bench.readers.base import ReaderInput
 from taskmem_bench.taskconfig import ConfigError, validate
 
 
-def reproducible_reader(m: ManifestView) -> Reader | None:
+def reproducible_reader(m: Manifest) -> Reader | None:
     """An instance of the reader that made the outputs, if they can be reproduced; else None."""
     if m.reader.name not in available_readers():
         return None

@@ -38,10 +38,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import taskmem_bench
 from leaderboard import plots, tables
+from leaderboard.accepted import AcceptedRun, Rejection
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
 from leaderboard.display import published_rows, redact_paths
-from leaderboard.errors import shown_name
-from leaderboard.validate import TRACKS, AcceptedRun, Rejection, validate_all
+from leaderboard.errors import printable_name
+from leaderboard.tracks import TRACKS
+from leaderboard.validate import validate_all
 from taskmem_bench.taskconfig import load_task
 
 MARKER = ".taskmem-leaderboard"
@@ -81,7 +83,7 @@ def collect(results: Path) -> tuple[list[AcceptedRun], list[Rejection]]:
         try:
             bundles.append(read_bundle(path))
         except BundleError as exc:
-            rejected.append(Rejection(shown_name(path.name), str(exc)))
+            rejected.append(Rejection(printable_name(path.name), str(exc)))
     accepted, more = validate_all(bundles)
     return accepted, sorted(rejected + more, key=lambda r: r.source)
 

@@ -5,7 +5,7 @@ Entries fall in three groups, shown apart in that order: the ranking (full runs 
 non-control policies), runs of part of a benchmark (``--limit`` short of its streams: not
 comparable with full runs), and the controls (reference points, never ranked).
 
-Everything here is derived from rows the package re-scored (``validate.AcceptedRun``); nothing
+Everything here is derived from rows the package re-scored (``accepted.AcceptedRun``); nothing
 is copied from a bundle's own summary except memory size, which validation checked against the
 bundle's memory log.
 """
@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from leaderboard.accepted import AcceptedRun
 from leaderboard.display import model_label, redact_paths
-from leaderboard.validate import CONTROL, AcceptedRun, memory_logs
+from leaderboard.tracks import CONTROL
 from taskmem_bench.memory import MemorySnapshot
+from taskmem_bench.memorylog import MemoryLog
 from taskmem_bench.schema import ANSWER_LABELS
 from taskmem_bench.scoring.metrics import Scores, score_by
 
@@ -255,14 +257,14 @@ def sample(run: AcceptedRun, size: int = SAMPLE_SIZE) -> list[SampleQuestion]:
         for name in sorted(pools):
             if pools[name] and len(picked) < size:
                 picked.append(pools[name].pop(0))
-    logs = memory_logs(run.bundle.memory)
+    logs = MemoryLog.from_frame(run.bundle.memory)
     picked.sort(key=lambda r: (r["stream_id"], r["ask_time"], r["question_id"]))
     return [_sample_question(row, logs) for row in picked]
 
 
 def _sample_question(row: dict, logs: dict) -> SampleQuestion:
     options = json.loads(row["options"])
-    entries = tuple(e for _, e in logs.get(row["stream_id"], [])[: row["memory_entries"]])
+    entries = tuple(s.entry for s in logs.get(row["stream_id"], ())[: row["memory_entries"]])
     return SampleQuestion(
         question_id=row["question_id"], category=row["category"] or "", question=row["question"] or "",
         options=list(zip(ANSWER_LABELS, [*options, "cannot be determined from memory"])),

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from baselines.prompting import GenerationConfig, ModelPolicy
 from taskmem_bench.backends import ChatRequest, ImagePart, Message, TextPart
 from taskmem_bench.memory import MemoryEntry, count_tokens
+from taskmem_bench.model_policy import GenerationConfig, ModelPolicy, Step
 from taskmem_bench.schema import Clip, StreamInfo
 
 from taskmem.protocol import FrameSpec, Prompt, parse_reply, within_budget
@@ -56,56 +56,55 @@ class TaskMemConfig(GenerationConfig):
         return FrameSpec(self.frame_size, self.new_frames, self.context_frames)
 
 
-class TaskMemPolicy(ModelPolicy):
+Spent = tuple[tuple[float, int], ...]
+"""(clip end, tokens written) of a stream's writes in the last minute, for a per-minute budget."""
+
+
+@dataclass(frozen=True)
+class MemorizerState:
+    """A stream's window (its recent clips and what was written for them) and its recent
+    writes."""
+
+    window: Window
+    spent: Spent = ()
+
+
+class TaskMemPolicy(ModelPolicy[MemorizerState]):
     """TaskMem's memorizer; see the module docstring."""
 
     name = "taskmem"
     version = "1"
     Config = TaskMemConfig
     default_models = {"mini": SHIPPED_MINI}
-    """Models used when none is named, by dataset (see ``Policy.default_model``)."""
+    """Models used when none is named, by dataset (see ``Policy.default_models``)."""
 
-    def __init__(self, config: TaskMemConfig | None = None, *, seed: int = 0) -> None:
-        super().__init__(config, seed=seed)
-        self.windows: dict[str, Window] = {}
-        self.spent: dict[str, tuple[tuple[float, int], ...]] = {}
-        """Per stream, (clip end, tokens written) of the last minute, for a per-minute budget."""
+    def initial_state(self, info: StreamInfo) -> MemorizerState:
+        return MemorizerState(Window(self.config.window_seconds, self.config.frames))
 
-    def start_stream(self, info: StreamInfo) -> None:
-        super().start_stream(info)
-        self.windows[info.stream_id] = Window(self.config.window_seconds, self.config.frames)
-        self.spent[info.stream_id] = ()
-
-    def end_stream(self, stream_id: str) -> None:
-        super().end_stream(stream_id)
-        self.windows.pop(stream_id, None)
-        self.spent.pop(stream_id, None)
-
-    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
-        prompts = [self.windows[c.stream_id].prompt(c, self.budget(c)) for c in clips]
+    def step(
+        self, clips: Sequence[Clip], states: Sequence[MemorizerState]
+    ) -> list[Step[MemorizerState]]:
+        budgets = [self.budget(c, state.spent) for c, state in zip(clips, states)]
+        prompts = [state.window.prompt(c, b) for c, state, b in zip(clips, states, budgets)]
         requests = [self.request(c, p) for c, p in zip(clips, prompts)]
         answers = [g.text for g in self.generations(requests)]
-        entries, windows, spent = [], {}, {}
-        for clip, answer in zip(clips, answers):
-            reply = parse_reply(answer)
-            text = within_budget(reply.description or "", self.budget(clip))
-            entries.append([MemoryEntry(clip.t_start, clip.t_end, text, "description")]
-                           if text else [])
-            windows[clip.stream_id] = self.windows[clip.stream_id].advanced(clip, text)
-            spent[clip.stream_id] = tuple(
-                (t, n) for t, n in self.spent[clip.stream_id] if t > clip.t_end - 60.0
-            ) + ((clip.t_end, count_tokens(text)),)
-        self.windows.update(windows)  # committed only once the whole batch succeeded
-        self.spent.update(spent)
-        return entries
+        steps = []
+        for clip, state, budget, answer in zip(clips, states, budgets, answers):
+            text = within_budget(parse_reply(answer).description or "", budget)
+            entries = [MemoryEntry(clip.t_start, clip.t_end, text, "description")] if text else []
+            last_minute = tuple((t, n) for t, n in state.spent if t > clip.t_end - 60.0)
+            spent = (*last_minute, (clip.t_end, count_tokens(text)))
+            steps.append(Step(entries, MemorizerState(state.window.advanced(clip, text), spent)))
+        return steps
 
-    def budget(self, clip: Clip) -> int | None:
+    def budget(self, clip: Clip, spent: Spent) -> int | None:
         """What this clip may still write: the per-clip cap and what the per-minute cap leaves
-        after the last 60 s of this stream's writes (as ``MemoryStore`` counts them)."""
+        after the last 60 s of this stream's writes, ``spent`` (as ``MemoryStore`` counts
+        them)."""
         budget = self.info[clip.stream_id].budget
         allowance = budget.tokens_per_clip
         if budget.tokens_per_minute is not None:
-            recent = sum(n for t_end, n in self.spent[clip.stream_id] if t_end > clip.t_end - 60.0)
+            recent = sum(n for t_end, n in spent if t_end > clip.t_end - 60.0)
             left = max(budget.tokens_per_minute - recent, 0)
             allowance = left if allowance is None else min(allowance, left)
         return allowance

@@ -21,7 +21,6 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from leaderboard.bundle import BundleError, export_bundle, read_bundle
 from leaderboard.site import SiteError, build_site
@@ -29,15 +28,14 @@ from leaderboard.validate import Rejected, validate_bundle
 from taskmem_bench.backends.lmeval import task_folder
 from taskmem_bench.media import MediaError
 from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
-from taskmem_bench.plugins import UnknownPluginError
-from taskmem_bench.policy import available_policies, load_policy
+from taskmem_bench.plugins import PLUGIN_KINDS, UnknownPluginError, registered
+from taskmem_bench.policy import load_policy
 from taskmem_bench.progress import RunTally, StepProgress
 from taskmem_bench.provenance import build_manifest
-from taskmem_bench.readers import available_readers
+from taskmem_bench.report import markdown, pct, report_record, table
 from taskmem_bench.results import RunDir, RunDirError, find_summaries
 from taskmem_bench.runner import RunOutcome, StreamingRunner
 from taskmem_bench.scoring.metrics import JUDGE_ERROR
-from taskmem_bench.scoring.variants import headline
 from taskmem_bench.taskconfig import (
     ConfigError,
     available_tasks,
@@ -46,11 +44,6 @@ from taskmem_bench.taskconfig import (
     parse_override,
 )
 from taskmem_bench.trainer import available_trainers, load_trainer
-
-REPORT_FIELDS = (
-    "task", "policy", "reader", "n", "acc", "acc_ci_low", "acc_ci_high", "cov", "cov_ci_low",
-    "cov_ci_high", "prec", "prec_ci_low", "prec_ci_high", "parse_failures", "failed",
-)
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -102,9 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     listing = commands.add_parser(
-        "list", help="list tasks, policies or readers; `lm-eval`: the lm_eval --include_path"
+        "list", help="list tasks or the registered plugins of one kind; `lm-eval`: the lm_eval "
+        "--include_path"
     )
-    listing.add_argument("what", choices=("tasks", "policies", "readers", "lm-eval"))
+    listing.add_argument("what", choices=("tasks", *PLUGIN_KINDS, "lm-eval"))
     listing.set_defaults(handler=_list)
 
     export = commands.add_parser("export", help="pack a finished run as a result bundle")
@@ -181,10 +175,10 @@ def _run(args: argparse.Namespace) -> int:
                   highlight=False, soft_wrap=True)
         return 130
 
-    _print_table(
-        [_report_record(outcome.run_dir, outcome.summary) for outcome in outcomes],
+    out.print(table(
+        [report_record(outcome.run_dir, outcome.summary) for outcome in outcomes],
         title=f"{task.name} — results in {out_root}",
-    )
+    ))
     failed = [o for o in outcomes if _report_failures(o)]
     empty = [o for o in outcomes if not o.summary["n"]]
     for outcome in empty:
@@ -301,73 +295,16 @@ def _report(args: argparse.Namespace) -> int:
     found = find_summaries(args.run_dir)
     if not found:
         raise ConfigError(f"no finished runs (summary.json) under {args.run_dir}")
-    records = [_report_record(path, summary) for path, summary in found]
+    records = [report_record(path, summary) for path, summary in found]
     if args.format == "json":
         print(json.dumps(records, indent=2))
     elif args.format == "csv":
         print(pl.DataFrame(records).write_csv(), end="")
     elif args.format == "markdown":
-        print(_markdown(records))
+        print(markdown(records))
     else:
-        _print_table(records, title=str(args.run_dir))
+        out.print(table(records, title=str(args.run_dir)))
     return 0
-
-
-def _report_record(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """The paper's numbers, the dataset's own headline figures (``scoring.variants``), where."""
-    return ({key: summary.get(key) for key in REPORT_FIELDS} | headline(summary.get("scoring"))
-            | {"run_dir": str(run_dir)})
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
-def _with_ci(record: dict[str, Any], key: str) -> str:
-    low, high = record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
-    ci = f" [{_pct(low)}, {_pct(high)}]" if low is not None and high is not None else ""
-    return _pct(record[key]) + ci
-
-
-def _display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "policy", "reader", "n", "Acc [95% CI]", "parse fail", "failed",
-              "Cov [95% CI]", "Prec [95% CI]"]
-    extra = [key for key in dict.fromkeys(k for r in records for k in r)
-             if key not in REPORT_FIELDS and key != "run_dir"]
-    rows = [
-        [
-            r["task"], r["policy"], r["reader"], str(r["n"]), _with_ci(r, "acc"),
-            str(r["parse_failures"]), str(r["failed"]), _with_ci(r, "cov"), _with_ci(r, "prec"),
-            *(_figure(r.get(key)) for key in extra),
-        ]
-        for r in records
-    ]
-    return header + extra, rows
-
-
-def _figure(value: float | int | None) -> str:
-    """A rate as a percentage, a count as it is; blank where the run's scoring has no such
-    figure (runs of several datasets in one table)."""
-    if value is None:
-        return ""
-    return str(value) if isinstance(value, int) else _pct(value)
-
-
-def _print_table(records: list[dict[str, Any]], title: str) -> None:
-    header, rows = _display_rows(records)
-    table = Table(title=title, title_justify="left")
-    for column in header:
-        table.add_column(column, justify="left" if column in ("task", "policy", "reader") else "right")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
-
-
-def _markdown(records: list[dict[str, Any]]) -> str:
-    header, rows = _display_rows(records)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -376,11 +313,8 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name}\t{load_task(name).description}")
     elif args.what == "lm-eval":
         print(task_folder())  # lm-eval task YAMLs that score a saved run (tasks/lm_eval)
-    elif args.what == "policies":
-        for name, target in sorted(available_policies().items()):
-            print(f"{name}\t{target}")
     else:
-        for name, target in sorted(available_readers().items()):
+        for name, target in sorted(registered(f"taskmem_bench.{args.what.replace('-', '_')}").items()):
             print(f"{name}\t{target}")
     return 0
 
@@ -400,7 +334,7 @@ def _export(args: argparse.Namespace) -> int:
                   f"{escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     out.print(f"wrote {escape(str(path))}: {escape(run.policy)} on {run.task}, track {run.track}, "
-              f"Acc {_pct(run.scores.acc)} (re-scored)", highlight=False, soft_wrap=True)
+              f"Acc {pct(run.scores.acc)} (re-scored)", highlight=False, soft_wrap=True)
     return 0
 
 

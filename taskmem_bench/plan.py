@@ -1,7 +1,9 @@
 """A run plan: the task, policy, reader and settings of one run, resolved and validated.
 
 Everything that can change a run's rows is in the plan; its description is hashed into the
-manifest, and a run directory resumes only under the same hash.
+manifest, and a run directory resumes only under the same hash. Each setting reaches the plan by
+one route (``build_plan``: the config's default, the task's value, ``--set``) and is kept once,
+in its validated config; the manifest's plan section is derived from those configs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import taskmem_bench
@@ -16,12 +19,12 @@ from taskmem_bench.backends.base import BackendSettings
 from taskmem_bench.backends.identity import model_identity
 from taskmem_bench.backends.packaged import resolve
 from taskmem_bench.datasets import DatasetAdapter, DatasetRelease, load_adapter
-from taskmem_bench.datasets.egolife_window import AROUND_EVIDENCE, BEFORE_QUERY
+from taskmem_bench.memory_view import MemoryView, load_memory_view
 from taskmem_bench.policy import Policy, load_policy
 from taskmem_bench.readers import Reader, load_reader
 from taskmem_bench.schema import Episode, MemoryBudget
 from taskmem_bench.scoring.judge import JudgeConfig, LLMJudge
-from taskmem_bench.scoring.variants import get_scoring
+from taskmem_bench.scoring.base import load_scoring
 from taskmem_bench.taskconfig import (
     ConfigError,
     Overridable,
@@ -38,6 +41,8 @@ from taskmem_bench.taskconfig import (
 @dataclass(frozen=True)
 class RunPlan:
     task: TaskConfig
+    """The task with ``--set`` applied to its own sections and the reader chosen. Its
+    components' settings live in the configs below only: its ``*_args`` are empty."""
     adapter: type[DatasetAdapter]
     dataset_config: Any
     policy_name: str
@@ -61,6 +66,11 @@ class RunPlan:
     def make_judge(self) -> LLMJudge | None:
         return None if self.judge_config is None else LLMJudge(self.judge_config, seed=self.seed)
 
+    @cached_property
+    def memory_view(self) -> MemoryView:
+        """What the reader is shown of each snapshot: the task's ``memory_view``."""
+        return load_memory_view(self.task.memory_view)
+
     def episodes(self, release: DatasetRelease) -> tuple[Episode, ...]:
         """The release's episodes this plan runs: the first ``limit`` of them."""
         return release.episodes[: self.limit] if self.limit else release.episodes
@@ -72,11 +82,20 @@ class RunPlan:
                 f"on synthetic tasks; task '{self.task.name}' uses real data"
             )
 
+    def task_record(self) -> dict[str, Any]:
+        """The task as run, as the manifest records it: the task with its dataset's and
+        reader's configs as its ``dataset_args`` and ``reader_args`` (``TaskConfig.to_dict``)."""
+        return dataclasses.replace(
+            self.task, dataset_args=_as_dict(self.dataset_config),
+            reader_args=_as_dict(self.reader_config),
+        ).to_dict()
+
     def describe(self, release: DatasetRelease) -> dict[str, Any]:
         """The manifest's plan section; hashed to decide whether a run may be resumed."""
+        task = self.task_record()
         return {
             "package": {"name": "taskmem-bench", "version": taskmem_bench.__version__},
-            "task": {"name": self.task.name, "config": self.task.to_dict(), "hash": self.task.hash},
+            "task": {"name": self.task.name, "config": task, "hash": config_hash(task)},
             "dataset": {
                 "name": release.name,
                 "revision": release.revision,
@@ -106,21 +125,13 @@ class RunPlan:
                 **_model(self.reader_config),
             },
             "judge": judge.describe() if (judge := self.make_judge()) else None,
-            "memory_view": _memory_view(self.task.memory_view),
+            "memory_view": {"kind": self.task.memory_view, **self.memory_view.describe()},
             "seed": self.seed,
             "limit": self.limit,
             "side_channels": _as_dict(self.task.side_channels),
             "memory_budget": _as_dict(self.task.memory),
             "run": _as_dict(self.settings),
         }
-
-
-def _memory_view(kind: str) -> dict[str, Any]:
-    """What the reader is shown of each snapshot; the window sizes when it is not all."""
-    if kind == "paper_window":
-        return {"kind": kind, "oracle_localised": True,
-                "before_query_s": BEFORE_QUERY, "around_evidence_s": AROUND_EVIDENCE}
-    return {"kind": kind, "oracle_localised": False}
 
 
 def _default_model(config: Any, model: str | None) -> Any:
@@ -186,23 +197,24 @@ def _as_dict(config: Any) -> Any:
 def overridable_sections(
     task: TaskConfig, policy_cls: type[Policy], reader: str | None
 ) -> list[Overridable]:
-    """The settings sections ``--set`` can reach for this task, policy and reader choice."""
+    """The settings sections ``--set`` can reach for this task, policy and reader choice, each
+    starting from the task's values: its own sections', and its ``*_args`` for the components
+    (``taskconfig``'s one rule: the reader's only while the task's reader is used)."""
     reader_cls = load_reader(reader or task.reader)
+    task_reader = reader in (None, task.reader)  # egolife_paper's 3 samples are for its reader
     # no bare key reaches the judge: ``--set model=`` meant for the reader must not make the
     # reader its own judge, nor ``--set temperature=`` make the judge sample
-    judged = get_scoring(task.scoring).judged
-    judge = [Overridable("judge", JudgeConfig, {}, bare_keys=False)] if judged else []
+    judged = load_scoring(task.scoring).judged
+    judge = Overridable("judge", JudgeConfig, dict(task.judge_args), bare_keys=False)
     return [
         Overridable("dataset", load_adapter(task.dataset).Config, dict(task.dataset_args)),
         Overridable("stream", StreamSettings, _as_dict(task.stream)),
         Overridable("side_channels", SideChannels, _as_dict(task.side_channels)),
         Overridable("memory", MemoryBudget, _as_dict(task.memory)),
-        Overridable("policy", policy_cls.Config, {}),
-        # the task's reader settings (egolife_paper's 3 samples) hold while its reader is used
-        Overridable("reader", reader_cls.Config,
-                    dict(task.reader_args) if reader in (None, task.reader) else {}),
+        Overridable("policy", policy_cls.Config, dict(task.policy_args)),
+        Overridable("reader", reader_cls.Config, dict(task.reader_args) if task_reader else {}),
         Overridable("run", RunSettings, {}),
-        *judge,
+        *([judge] if judged else []),
     ]
 
 
@@ -223,12 +235,12 @@ def build_plan(
     resolved = apply_overrides(sections, overrides, strict=strict)
     task = dataclasses.replace(
         task,
-        dataset_args=_as_dict(resolved["dataset"]),
         stream=resolved["stream"],
         side_channels=resolved["side_channels"],
         memory=resolved["memory"],
         reader=reader_name,
-        reader_args=_as_dict(resolved["reader"]),
+        # resolved into the configs below, the one copy the plan keeps
+        dataset_args={}, policy_args={}, reader_args={}, judge_args={},
     )
     check_side_channels(task)
     if limit is not None and limit < 1:

@@ -1,4 +1,6 @@
-"""Plugin lookup shared by policies and readers: entry points, or a ``module:Class`` path."""
+"""The one plugin lookup of every kind (policies, readers, datasets, scorings, memory views,
+backends, trainers): a name in the kind's entry-point group, or a ``module:Class`` path, so a
+plugin nobody installed runs without an edit to this package."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ class UnknownPluginError(LookupError):
         self.kind, self.name, self.choices = kind, name, choices
         extra = f" ({detail})" if detail else ""
         super().__init__(f"unknown {kind} '{name}'{extra}; choose from: {', '.join(choices)}")
+
+
+PLUGIN_KINDS = ("policies", "readers", "backends", "datasets", "scorings", "memory-views",
+                "trainers")
+"""Every plugin kind; kind ``memory-views`` is the entry-point group
+``taskmem_bench.memory_views``, and so on (``taskmem-bench list KIND``)."""
 
 
 def registered(group: str) -> dict[str, str]:

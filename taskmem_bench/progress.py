@@ -134,7 +134,7 @@ class RunTally:
                           "questions": len(e.stream.questions)}
             for e in episodes
         }
-        self.shown = {stream_id: {"clips": 0, "questions": 0} for stream_id in self.planned}
+        self.counted = {stream_id: {"clips": 0, "questions": 0} for stream_id in self.planned}
         self.totals = {"clips": sum(p["clips"] for p in self.planned.values()),
                        "questions": sum(p["questions"] for p in self.planned.values()),
                        "streams": len(self.planned)}
@@ -148,15 +148,15 @@ class RunTally:
                 self._count(stream_id, kind, self.planned[stream_id][kind])
         else:
             kind = f"{event}s"
-            self._count(stream_id, kind, self.shown[stream_id][kind] + 1)
+            self._count(stream_id, kind, self.counted[stream_id][kind] + 1)
         self._show()
 
     def _count(self, stream_id: str, kind: str, upto: int) -> None:
         """Count the stream's ``kind`` done up to ``upto``, never past its plan."""
-        shown = self.shown[stream_id]
-        new = max(shown[kind], min(upto, self.planned[stream_id][kind]))
-        self.done[kind] += new - shown[kind]
-        shown[kind] = new
+        counted = self.counted[stream_id]
+        new = max(counted[kind], min(upto, self.planned[stream_id][kind]))
+        self.done[kind] += new - counted[kind]
+        counted[kind] = new
 
     def _show(self) -> None:
         for kind, total in self.totals.items():

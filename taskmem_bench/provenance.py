@@ -1,4 +1,5 @@
-"""The run manifest: everything needed to tell two runs apart or to reproduce one."""
+"""What a run's manifest records about its invocation (git state, hardware, library versions),
+and the manifest built from a plan (``manifest.Manifest``)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import taskmem_bench
+from taskmem_bench.manifest import MANIFEST_VERSION, Manifest, hashed_plan
 from taskmem_bench.taskconfig import config_hash
-
-MANIFEST_VERSION = 1
-UNHASHED_PLAN_KEYS = ("run", "dataset_details")
-"""Plan sections that change speed or location, not results (throughput settings, where the
-data lives): a run may resume with other values."""
-RECORD_KEYS = ("git", "libraries", "hardware", "command", "created_at")
-"""Manifest keys that record one invocation (where, when, how it was called), not the plan."""
-NOT_PLAN_KEYS = {"manifest_version", "plan_hash", "resumes", *RECORD_KEYS, *UNHASHED_PLAN_KEYS}
-
-
-def hashed_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a manifest (or plan) that decides a run's rows; equal parts may resume."""
-    return {k: v for k, v in manifest.items() if k not in NOT_PLAN_KEYS}
 
 
 def git_state() -> dict[str, Any] | None:
@@ -71,7 +60,7 @@ def library_versions(names: tuple[str, ...] = ("av", "numpy", "polars", "pillow"
     return found
 
 
-def build_manifest(plan: Mapping[str, Any], command: list[str]) -> dict[str, Any]:
+def build_manifest(plan: Mapping[str, Any], command: list[str]) -> Manifest:
     """``plan`` is what determines results (task, dataset, policy, reader, seed, run settings,
     package version); its hash decides whether a run directory may be resumed. The rest records
     where and how the run happened."""
@@ -82,9 +71,9 @@ def build_manifest(plan: Mapping[str, Any], command: list[str]) -> dict[str, Any
         "command": command,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return {
+    return Manifest.parse({
         "manifest_version": MANIFEST_VERSION,
         **plan,
         "plan_hash": config_hash(hashed_plan(plan)),
         **record,
-    }
+    })

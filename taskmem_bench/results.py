@@ -2,7 +2,7 @@
 
 A run directory holds one (task, policy) run::
 
-    manifest.json      provenance (see provenance.py); written first
+    manifest.json      the run record (manifest.Manifest); written first
     parts/NNNNNN.parquet         rows of a finished stream (``.failed.parquet``: a failed one)
     memory/NNNNNN.jsonl          the stream's memory log (the snapshot a row used is a prefix)
     rows.parquet       all rows, merged from the parts when the run ends
@@ -25,10 +25,11 @@ from typing import Any
 
 import polars as pl
 
+from taskmem_bench.manifest import Manifest, ManifestError, hashed_plan
 from taskmem_bench.memory import StoredEntry
-from taskmem_bench.provenance import RECORD_KEYS, UNHASHED_PLAN_KEYS, hashed_plan
+from taskmem_bench.memorylog import MemoryLog
 from taskmem_bench.scoring.metrics import JUDGE_ERROR, failure_reason, score_by, score_rows
-from taskmem_bench.scoring.variants import scoring_summary
+from taskmem_bench.scoring.base import scoring_summary
 
 ROW_SCHEMA: dict[str, Any] = {
     "task": pl.String,
@@ -164,32 +165,37 @@ class RunDir:
         self.parts = self.path / "parts"
         self.memory = self.path / "memory"
 
-    def open(self, manifest: Mapping[str, Any], *, resume: bool) -> dict[int, bool]:
+    def open(self, manifest: Manifest, *, resume: bool) -> dict[int, bool]:
         """Start or resume the run; returns finished stream indices mapped to "failed".
 
-        A resumed run must have been started with the same plan (``manifest["plan_hash"]``);
-        a run directory is never silently reused.
+        A resumed run must have been started with the same plan (``plan_hash``); a run
+        directory is never silently reused.
         """
         if not self.manifest_path.exists():
             self._remove_temporaries()
-            write_json(self.manifest_path, manifest)
+            write_json(self.manifest_path, manifest.to_json())
             return self.finished_streams()
         if not resume:
             raise RunDirError(
                 f"{self.path} already holds a run; pass --resume to continue it, "
                 "or choose another --out"
             )
-        previous = json.loads(self.manifest_path.read_text())
-        if previous.get("plan_hash") != manifest["plan_hash"]:
+        previous = self.manifest()
+        if previous.plan_hash != manifest.plan_hash:
             raise RunDirError(
                 f"cannot resume {self.path}: it was started with a different plan "
                 f"({_plan_difference(previous, manifest)}); choose another --out"
             )
-        resumed = {k: manifest.get(k) for k in (*RECORD_KEYS, *UNHASHED_PLAN_KEYS)}
-        previous["resumes"] = [*previous.get("resumes", []), resumed]
         self._remove_temporaries()
-        write_json(self.manifest_path, previous)
+        write_json(self.manifest_path, previous.resumed_by(manifest).to_json())
         return self.finished_streams()
+
+    def manifest(self) -> Manifest:
+        """The run's manifest as written; a damaged one is a ``RunDirError``."""
+        try:
+            return Manifest.parse(json.loads(self.manifest_path.read_text()))
+        except (ManifestError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{self.manifest_path} cannot be read: {exc}") from None
 
     def _remove_temporaries(self) -> None:
         """Delete the ``.NAME.*.tmp`` files (``write_atomic``'s) a killed process left here;
@@ -199,11 +205,10 @@ class RunDir:
                 if path.is_file() and not path.is_symlink():
                     path.unlink()
 
-    def record(self, key: str, value: Any) -> None:
-        """Add what is only known once the run has started (e.g. the loaded models) to the
+    def record_backends(self, backends: dict[str, dict[str, Any]]) -> None:
+        """Add what each loaded backend reports, known only once the run has started, to the
         manifest; the plan hash is unaffected."""
-        manifest = json.loads(self.manifest_path.read_text())
-        write_json(self.manifest_path, manifest | {key: value})
+        write_json(self.manifest_path, self.manifest().updated(backends=backends).to_json())
 
     def finished_streams(self) -> dict[int, bool]:
         finished: dict[int, bool] = {}
@@ -222,9 +227,8 @@ class RunDir:
     ) -> None:
         """Persist one finished stream: memory log, the failure if any, then its rows (the
         commit point)."""
-        memory_path = self.memory / f"{index:06d}.jsonl"
-        lines = "".join(json.dumps(s.to_json(), sort_keys=True) + "\n" for s in log)
-        write_atomic(memory_path, lambda tmp: tmp.write_text(lines))
+        lines = MemoryLog(stream_id, tuple(log)).to_jsonl()
+        write_atomic(self.memory / f"{index:06d}.jsonl", lambda tmp: tmp.write_text(lines))
         for stale in self.parts.glob(f"{index:06d}.*") if self.parts.exists() else ():
             stale.unlink()
         if failure is not None:
@@ -282,9 +286,21 @@ class RunDir:
             return rows_frame([])
         return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
 
-    def memory_log(self, index: int) -> list[StoredEntry]:
-        path = self.memory / f"{index:06d}.jsonl"
-        return [StoredEntry.from_json(json.loads(line)) for line in path.read_text().splitlines()]
+    def memory_log(self, index: int) -> MemoryLog:
+        """A stream's memory log, named by the stream id its rows carry (none without rows)."""
+        text = (self.memory / f"{index:06d}.jsonl").read_text()
+        return MemoryLog.from_jsonl(text, self._stream_id(index))
+
+    def memory_logs(self) -> dict[int, MemoryLog]:
+        """Every finished stream's memory log, by stream index."""
+        return {index: self.memory_log(index) for index in sorted(self.finished_streams())}
+
+    def _stream_id(self, index: int) -> str | None:
+        part = next(self.parts.glob(f"{index:06d}.*parquet"), None) if self.parts.exists() else None
+        if part is None:
+            return None
+        ids = pl.read_parquet(part, columns=["stream_id"])["stream_id"].unique().to_list()
+        return ids[0] if len(ids) == 1 else None
 
 
 def _last_line(error: str) -> str:
@@ -292,9 +308,9 @@ def _last_line(error: str) -> str:
     return (error.strip().splitlines()[-1:] or [""])[0]
 
 
-def _plan_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    old, new = hashed_plan(old), hashed_plan(new)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+def _plan_difference(old: Manifest, new: Manifest) -> str:
+    before, after = hashed_plan(old.to_json()), hashed_plan(new.to_json())
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return "differs in " + ", ".join(changed) if changed else "differs"
 
 

@@ -55,8 +55,8 @@ class MediaSegment:
 class TextEvent:
     """Side-channel text (subtitles, transcript lines, speech) on the stream timeline.
 
-    The text counts as available from ``t_start`` on: it is delivered with the clip in which it
-    starts.
+    The text becomes available when it ends (a line still being spoken is not known yet): it is
+    delivered with the clip whose window holds its ``t_end`` (``media.iter_clips``).
     """
 
     channel: str
@@ -192,7 +192,7 @@ class StreamInfo:
 @dataclass(frozen=True, eq=False)
 class Clip:
     """A window ``[t_start, t_end)`` of one stream: sampled frames with timeline timestamps and
-    the allowed side-channel text that started inside the window."""
+    the allowed side-channel text that ended inside the window."""
 
     stream_id: str
     index: int

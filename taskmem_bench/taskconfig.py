@@ -10,10 +10,21 @@ side channels exist and which the run allows, the memory budget and the default 
     side_channels: {available: [speech], allowed: [speech]}
     memory: {tokens_per_clip: 16}
     reader: cpu
+    reader_args: {}          # also policy_args, judge_args: see below
     scoring: paper           # or videomme / egolife / egotempo (scoring/variants.py)
-    memory_view: full        # or paper_window: the reader sees only memory near query and evidence
+    memory_view: full        # or paper_window (memory near query and evidence), or module:Class
 
 ``include: other.yaml`` merges another task file underneath (its keys are overridden).
+
+Every setting has one route (``plan.build_plan``): its config's default, then the task's value,
+then ``--set``. The stream, side-channel and budget sections are the task's own; the dataset,
+policy, reader and judge are plugins, whose settings the task gives as ``dataset_args``,
+``policy_args``, ``reader_args`` and ``judge_args``, all applied by one rule: they are that
+component's starting values, validated with its ``Config`` (a key it lacks is an error), while
+the component is the task's: ``reader_args`` only while the task's reader is used (another
+``--reader`` starts from its own defaults), ``judge_args`` only for a scoring that judges. A
+task's ``policy_args`` hold for every policy run on it, so a task sets only settings its
+policies share (e.g. ``ModelPolicy``'s decoding).
 """
 
 from __future__ import annotations
@@ -31,8 +42,10 @@ from typing import Any
 import pydantic
 import yaml
 
+from taskmem_bench.memory_view import load_memory_view
+from taskmem_bench.plugins import UnknownPluginError
 from taskmem_bench.schema import MemoryBudget
-from taskmem_bench.scoring.variants import get_scoring
+from taskmem_bench.scoring.base import load_scoring
 
 
 class ConfigError(ValueError):
@@ -70,7 +83,7 @@ class RunSettings:
     batch_size: int = 8
     streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
     call_timeout_s: float | None = None
-    """Wall-clock limit of each policy and reader call (``runner.CallGuard``); None: none."""
+    """Wall-clock limit of each policy and reader call (``plugin_calls.CallGuard``); None: none."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:
@@ -90,11 +103,19 @@ class TaskConfig:
     memory: MemoryBudget = MemoryBudget()
     reader: str = "cpu"
     reader_args: Mapping[str, Any] = field(default_factory=dict)
+    policy_args: Mapping[str, Any] = field(default_factory=dict)
+    judge_args: Mapping[str, Any] = field(default_factory=dict)
     scoring: str = "paper"
     memory_view: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The task as a run's manifest records it (JSON values), and as ``hash`` hashes it.
+        ``policy_args`` and ``judge_args`` are left out: a run records the configs they went
+        into (the manifest's ``policy.config``, ``judge.config``), and so a task without them
+        records what it recorded before they existed."""
+        record = json.loads(json.dumps(dataclasses.asdict(self)))
+        del record["policy_args"], record["judge_args"]
+        return record
 
     @property
     def hash(self) -> str:
@@ -200,21 +221,17 @@ def load_task(name_or_path: str) -> TaskConfig:
     return task
 
 
-MEMORY_VIEWS = ("full", "paper_window")
-"""``full``: the reader sees the whole snapshot (causal); ``paper_window``: only the entries
-near the query and the annotated evidence (datasets/egolife_window.py), an oracle-localised
-view the TaskMem paper used for EgoLife."""
-
-
 def check_choices(task: TaskConfig) -> None:
-    """The task's scoring and memory view are ones this package has."""
+    """The task's scoring and memory view (``taskmem_bench.memory_view``) can be loaded, and
+    it gives ``judge_args`` only to a scoring that has a judge."""
     try:
-        get_scoring(task.scoring)
-    except ValueError as exc:
+        judged = load_scoring(task.scoring).judged
+        load_memory_view(task.memory_view)
+    except (ValueError, UnknownPluginError) as exc:
         raise ConfigError(f"task {task.name}: {exc}") from None
-    if task.memory_view not in MEMORY_VIEWS:
-        raise ConfigError(f"task {task.name}: unknown memory_view '{task.memory_view}'; "
-                          f"choose from: {', '.join(MEMORY_VIEWS)}")
+    if task.judge_args and not judged:
+        raise ConfigError(f"task {task.name}: judge_args given, but scoring '{task.scoring}' "
+                          "judges no answers")
 
 
 def check_side_channels(task: TaskConfig) -> None:

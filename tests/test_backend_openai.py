@@ -33,14 +33,13 @@ from taskmem_bench.backends.base import (
     VideoPart,
 )
 from taskmem_bench.backends import openai_http
+from taskmem_bench.backends.http_transport import environment_proxy
 from taskmem_bench.backends.openai_http import (
     OpenAIBackend,
     OpenAIBackendError,
     OpenAIServerUnavailable,
-    _environment_proxy,
-    cache_root,
-    request_key,
 )
+from taskmem_bench.backends.response_cache import cache_root, request_key
 from taskmem_bench.backends.wire import (
     UnusableCompletion,
     decode_completion,
@@ -416,12 +415,12 @@ def test_the_environments_proxy_is_used_unless_no_proxy_exempts_the_host(monkeyp
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         for variant in (name, name.lower()):
             monkeypatch.delenv(variant, raising=False)
-    assert _environment_proxy("https://api.example.com/v1") is None
+    assert environment_proxy("https://api.example.com/v1") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,internal.example.com")
-    assert _environment_proxy("https://api.example.com/v1") == "http://proxy:3128"
-    assert _environment_proxy("https://internal.example.com/v1") is None
-    assert _environment_proxy("http://api.example.com/v1") is None
+    assert environment_proxy("https://api.example.com/v1") == "http://proxy:3128"
+    assert environment_proxy("https://internal.example.com/v1") is None
+    assert environment_proxy("http://api.example.com/v1") is None
 
 
 def test_api_key_comes_from_the_named_variable_and_loopback_needs_none(monkeypatch):

@@ -18,13 +18,7 @@ from baselines.caption import (
     CaptionWindowPolicy,
 )
 from baselines.episodic import SEMANTIC_PROMPT, EpisodicSemanticPolicy
-from baselines.prompting import (
-    CAPTION_PROMPT,
-    GenerationConfig,
-    ModelPolicy,
-    parse_description,
-    parse_list,
-)
+from baselines.prompting import CAPTION_PROMPT, parse_description, parse_list
 from baselines.subtitles import SubtitlesPolicy
 from baselines.summary import NO_SUMMARY, SummaryPolicy
 from taskmem_bench.backends import (
@@ -37,6 +31,7 @@ from taskmem_bench.backends import (
     get_backend,
 )
 from taskmem_bench.memory import MemoryEntry, count_tokens, render_time
+from taskmem_bench.model_policy import GenerationConfig, ModelPolicy
 from taskmem_bench.policy import load_policy
 from taskmem_bench.schema import Clip, MemoryBudget, StreamInfo, TextEvent
 from taskmem_bench.taskconfig import ConfigError, validate
@@ -310,7 +305,7 @@ def test_window_holds_the_last_50_seconds_and_the_policys_own_descriptions(scrip
         assert new in text
         assert text.endswith(WINDOW_INSTRUCTIONS)
         # bounded: only clips overlapping the current window are kept
-        assert len(policy._window["s"]) == len(in_window) + 1
+        assert len(policy.states["s"]) == len(in_window) + 1
 
     assert written[4] == [
         MemoryEntry(30.0, 40.0, "Ann waves, no JSON.", "description", {"format_error": True})

@@ -61,6 +61,18 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "oracle\tbaselines.controls:OraclePolicy" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("kind, line", [
+    ("datasets", "mini\ttaskmem_bench.datasets.mini:MiniDataset"),
+    ("scorings", "videomme\ttaskmem_bench.scoring.variants:VideoMMEScoring"),
+    ("memory-views", "paper_window\ttaskmem_bench.datasets.egolife_window:PaperWindow"),
+    ("readers", "cpu\ttaskmem_bench.readers.cpu:CpuReader"),
+    ("trainers", "taskmem\ttaskmem.cli:TaskMemTrainer"),
+])
+def test_every_plugin_kind_lists_its_registered_names(kind, line, capsys) -> None:
+    assert main(["list", kind]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+
+
 def test_run_and_report_formats(mini_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     code = main(["run", "--task", "mini", "--policy", "blind,oracle", "--out", str(out), "--limit", "3"])

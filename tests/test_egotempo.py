@@ -17,7 +17,7 @@ from conftest import make_plan, run_plan
 from plugins import SpyPolicy, SpyReader
 
 from leaderboard.errors import Rejected
-from leaderboard.validate import _rescore as rescore
+from leaderboard.rescore import rescore_row
 from taskmem_bench.backends import openai_http
 from taskmem_bench.backends.base import Backend, BackendSettings, ChatRequest, Generation
 from taskmem_bench.cli import main
@@ -29,7 +29,7 @@ from taskmem_bench.media import iter_clips
 from taskmem_bench.scoring import anls as proxy
 from taskmem_bench.scoring.judge import JUDGE_SYSTEM, JudgeConfig, LLMJudge
 from taskmem_bench.scoring.judge import prompt_hash as judge_prompt_hash
-from taskmem_bench.scoring.variants import get_scoring
+from taskmem_bench.scoring.variants import EgoTempoScoring
 from taskmem_bench.taskconfig import ConfigError
 from taskmem_bench.testing.releases import egotempo as fixture
 from taskmem_bench.testing.releases.egotempo import DEFAULT_CLIPS, FPS, UID_A, UID_C
@@ -247,7 +247,7 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
     assert judge["mean_score"] == pytest.approx((5 + 1 + 4) / 3, abs=1e-4)
     assert summary["scoring"]["variants"]["anls"] == json.loads(json.dumps(proxy.score_rows(rows)))
     assert [json.loads(v)["anls"] for v in rows["variants"]] == \
-        [proxy.judge_anls(r, g).anls for r, g in zip(rows["raw_output"], rows["gold"])]
+        [proxy.open_proxy(r, g).anls for r, g in zip(rows["raw_output"], rows["gold"])]
     capsys.readouterr()
     assert main(["report", str(run_dir), "--format", "json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
@@ -256,13 +256,13 @@ def test_judged_run_counts_every_judgment(release_root: Path, tmp_path: Path,
     assert manifest["judge"]["prompt_hash"] == judge_prompt_hash()
     assert manifest["judge"]["model"] == {"backend": "openai", "model": "hosted"}
     for row in rows.iter_rows(named=True):  # the leaderboard's re-scoring agrees with each row
-        rescore(row, get_scoring("egotempo"))
+        rescore_row(row, EgoTempoScoring())
     wrong = by_q["How many times does the person stir?"]
     tampered = dict(wrong, judge_output='{"pred": "correct", "score": 5}', judge_score=5)
     with pytest.raises(Rejected, match="the row says correct = False"):
-        rescore(tampered, get_scoring("egotempo"))
+        rescore_row(tampered, EgoTempoScoring())
     with pytest.raises(Rejected, match="judge_score 5 is not the score in its judge reply"):
-        rescore(dict(wrong, judge_score=5), get_scoring("egotempo"))
+        rescore_row(dict(wrong, judge_score=5), EgoTempoScoring())
 
     assert sorted(down["extraction"]) == sorted(
         ["abstained", "no_answer", "judge_error", "judge_error", "judge_error", "judge_error"])

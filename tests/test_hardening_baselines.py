@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from baselines.controls import OracleConfig, OraclePolicy, PriorityOraclePolicy
-from leaderboard.validate import CONTROL_POLICIES
+from leaderboard.tracks import CONTROL_POLICIES
 from taskmem_bench.cli import main
 from taskmem_bench.policy import ENTRY_POINT_GROUP, load_policy
 from taskmem_bench.plugins import registered

@@ -16,8 +16,9 @@ import pytest
 from leaderboard import site as site_module
 from leaderboard import tables
 from leaderboard.bundle import BundleError, read_bundle
+from leaderboard.errors import Rejected
 from leaderboard.site import MARKER, BuildResult, build_site
-from leaderboard.validate import Rejected, validate_all, validate_bundle
+from leaderboard.validate import validate_all, validate_bundle
 from leaderboard_support import COMMITTED, Parts, consistent, rename_policy, rewrite_bundle
 from taskmem_bench.cli import main
 

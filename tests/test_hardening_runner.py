@@ -24,13 +24,8 @@ from taskmem_bench.memory import MemoryEntry, MemoryStore
 from taskmem_bench.plan import RunPlan, build_plan
 from taskmem_bench.provenance import build_manifest
 from taskmem_bench.readers import ReaderInput, ReaderOutput
-from taskmem_bench.runner import (
-    CallGuard,
-    CallTimeout,
-    ComponentUnavailable,
-    RunOutcome,
-    StreamingRunner,
-)
+from taskmem_bench.plugin_calls import CallGuard, CallTimeout, ComponentUnavailable
+from taskmem_bench.runner import RunOutcome, StreamingRunner
 from taskmem_bench.schema import Clip, StreamInfo
 from taskmem_bench.scoring.judge import JudgeConfig, JudgeItem, LLMJudge
 from taskmem_bench.taskconfig import ConfigError, RunSettings, load_task
@@ -98,16 +93,16 @@ def test_scoring_runs_inside_the_per_question_isolation(
     coded_release: DatasetRelease, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reply that makes the scorer raise costs its question (``scoring_error``), not the run."""
-    import taskmem_bench.runner as runner
+    from taskmem_bench.scoring import base
 
-    real = runner.judge_choice
+    real = base.verdict_choice
 
     def fragile(raw: str, options: Sequence[str], gold: str):
         if "BOOM" in raw:
             raise RecursionError("the parser gave up on this reply")
         return real(raw, options, gold)
 
-    monkeypatch.setattr(runner, "judge_choice", fragile)
+    monkeypatch.setattr(base, "verdict_choice", fragile)
     reader = RightReader(ReaderOutput("BOOM Answer: C"))
     outcome = run_plan(make_plan(FrameDigestPolicy, RightReader), coded_release, tmp_path, reader=reader)
     rows = _rows(outcome)
@@ -284,7 +279,7 @@ def test_a_hung_observe_fails_the_streams_of_its_batch_after_call_timeout_s_and_
     assert policy.hung_batch == ["coded-0", "coded-1"]
     assert outcome.failed_streams == ("coded-0", "coded-1")
     assert {f["stream_id"]: f["error"] for f in outcome.summary["stream_failures"]} == {
-        s: "taskmem_bench.runner.CallTimeout: policy.observe() exceeded call_timeout_s=1 s; "
+        s: "taskmem_bench.plugin_calls.CallTimeout: policy.observe() exceeded call_timeout_s=1 s; "
            "the call was abandoned" for s in policy.hung_batch
     }
     clean = _rows(run_plan(make_plan(FrameDigestPolicy, SpyReader), coded_release, tmp_path / "clean"))
@@ -307,7 +302,7 @@ def test_while_an_abandoned_call_runs_its_component_gets_no_other_call(
     assert len(policy.log) == policy.calls_before_hang  # nothing reached the policy since
     assert outcome.failed_streams == ("coded-0", "coded-1", "coded-2", "coded-3")
     errors = {f["stream_id"]: f["error"] for f in outcome.summary["stream_failures"]}
-    busy = ("taskmem_bench.runner.ComponentUnavailable: policy still busy with a call abandoned "
+    busy = ("taskmem_bench.plugin_calls.ComponentUnavailable: policy still busy with a call abandoned "
             "after call_timeout_s=1 s (policy.observe()); policy.")
     assert all(errors[s].endswith("the call was abandoned") for s in policy.hung_batch)
     others = [errors[s] for s in errors if s not in policy.hung_batch]
@@ -437,7 +432,7 @@ def test_a_dead_policy_backend_is_asked_once_per_batch(
 def test_item_by_item_retries_stop_once_the_backend_is_down() -> None:
     """A batch that fails for another reason is retried item by item, until an item finds the
     backend down: the rest then share that error without being sent."""
-    from taskmem_bench.runner import _call_isolating
+    from taskmem_bench.isolation import call_isolating
 
     calls: list[list[int]] = []
 
@@ -447,7 +442,7 @@ def test_item_by_item_retries_stop_once_the_backend_is_down() -> None:
             raise ValueError("item 2 is malformed")
         raise BackendUnavailable("down since the first retry")
 
-    results = _call_isolating(fn, [1, 2, 3, 4], "fn()")
+    results = call_isolating(fn, [1, 2, 3, 4], "fn()", whole_batch=(BackendUnavailable,))
     assert calls == [[1, 2, 3, 4], [1]]
     assert all(isinstance(r, BackendUnavailable) for r in results) and len(results) == 4
 
@@ -458,7 +453,7 @@ def test_a_dead_judge_backend_is_asked_once_per_batch(monkeypatch: pytest.Monkey
 
     def dead(requests):
         calls.append(len(requests))
-        return [BackendUnavailable("judge server down")] * len(requests)
+        raise BackendUnavailable("judge server down")
 
     monkeypatch.setattr(judge, "_generate", dead)
     items = [JudgeItem("q", "gold", f"answer {i}") for i in range(3)]
@@ -468,8 +463,7 @@ def test_a_dead_judge_backend_is_asked_once_per_batch(monkeypatch: pytest.Monkey
 
     def dies_on_the_first_retry(requests):
         calls.append(len(requests))
-        error = ValueError("one bad item") if len(requests) > 1 else BackendUnavailable("down")
-        return [error] * len(requests)
+        raise ValueError("one bad item") if len(requests) > 1 else BackendUnavailable("down")
 
     calls.clear()
     monkeypatch.setattr(judge, "_generate", dies_on_the_first_retry)
@@ -586,7 +580,7 @@ def test_system_exit_in_a_plugins_constructor_fails_the_run_not_ends_it(
     message = " ".join(result.stderr.split())
     assert "1 of 1 streams failed" in message
     assert (f"{component}_error in 1 stream (8 questions; e.g. mini-mixed-0000): "
-            f"taskmem_bench.runner.ComponentUnavailable: the {component} could not be "
+            f"taskmem_bench.plugin_calls.ComponentUnavailable: the {component} could not be "
             "constructed: SystemExit: 0") in message, message
     summary = json.loads(next((tmp_path / "out").rglob("summary.json")).read_text())
     assert summary["streams"] == {"total": 1, "finished": 1, "failed": 1}

@@ -14,14 +14,13 @@ import polars as pl
 import pytest
 
 from leaderboard.bundle import (
-    BUNDLE_SCHEMA, CHECKSUMS, DATA_MEMBERS, MEMORY_SCHEMA, BundleError, Limits, checksums_text,
+    BUNDLE_SCHEMA, CHECKSUMS, DATA_MEMBERS, BundleError, Limits, checksums_text,
     export_bundle, pack, read_bundle,
 )
 from leaderboard.parquet import MiB, TableCaps
-from leaderboard.validate import memory_logs
 from leaderboard_support import read_members, rewrite_bundle
 from taskmem_bench.cli import main
-from taskmem_bench.memory import MemorySnapshot
+from taskmem_bench.memorylog import MEMORY_SCHEMA, MemoryLog
 from taskmem_bench.results import ROW_SCHEMA
 
 
@@ -43,8 +42,8 @@ def test_a_bundle_reads_back_as_its_run(leaderboard_bundles: dict[str, Path]) ->
     assert bundle.summary["n"] == bundle.rows.height
     # a row's snapshot is the first memory_entries entries of its stream's log
     row = bundle.rows.filter(pl.col("memory_entries") > 0).row(0, named=True)
-    log = memory_logs(bundle.memory)[row["stream_id"]]
-    snapshot = MemorySnapshot(row["stream_id"], row["ask_time"], tuple(e for _, e in log[: row["memory_entries"]]))
+    log = MemoryLog.from_frame(bundle.memory)[row["stream_id"]]
+    snapshot = log.snapshot(row["memory_entries"], row["ask_time"])
     assert snapshot.digest == row["memory_digest"]
 
 

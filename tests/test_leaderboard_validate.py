@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from leaderboard import tables, validate
+from leaderboard.accepted import Rejection
 from leaderboard.bundle import read_bundle
-from leaderboard.validate import (
-    CONTROL, FIXED, OPEN, Rejected, Rejection, validate_all, validate_bundle,
-)
+from leaderboard.errors import Rejected
+from leaderboard.tracks import CONTROL, FIXED, OPEN
+from leaderboard.validate import validate_all, validate_bundle
 from leaderboard.plan_check import planned_rows
 from leaderboard_support import Parts, consistent, rename_policy, rewrite_bundle, tamper_accuracy
 from taskmem_bench.datasets.mini import Config, MiniDataset

@@ -17,7 +17,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from leaderboard.errors import Rejected
 from taskmem_bench.backends import (
     BackendSettings,
     ChatRequest,
@@ -28,6 +27,7 @@ from taskmem_bench.backends import (
 )
 from taskmem_bench.backends.lmeval import LMEvalBackend, model_args, task_folder
 from taskmem_bench.cli import main
+from taskmem_bench.memorylog import MemoryLogError
 from taskmem_bench.readers.paper import PaperReader
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -165,7 +165,7 @@ def test_documents_rebuild_each_snapshot_and_show_the_paper_prompt(paper_run: Pa
     first, *rest = log.read_text().splitlines(keepends=True)
     entry = json.loads(first)
     log.write_text(json.dumps(entry | {"text": entry["text"] + " Not what was written."}) + "\n" + "".join(rest))
-    with pytest.raises(Rejected, match="memory digest or size does not match"):
+    with pytest.raises(MemoryLogError, match="memory digest or size does not match"):
         utils.load_run(str(tampered))
     with pytest.raises(ValueError, match="--metadata run_dir=RUN_DIR"):
         utils.load_run()

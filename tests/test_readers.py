@@ -31,7 +31,7 @@ from taskmem_bench.readers.retrieval import (
 )
 from taskmem_bench.readers.vote import combine
 from taskmem_bench.scoring.extract import extract_choice
-from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.scoring.verdict import verdict_choice
 from taskmem_bench.taskconfig import ConfigError, load_task, parse_override
 
 OPTIONS = ("kitchen table", "red car", "garden bench", "front door")
@@ -197,7 +197,7 @@ def test_majority_vote(replies: list[str], winner: str) -> None:
     (output,) = PaperReader(config).answer([TASK])
     assert output.raw.endswith(f"\nAnswer: {winner}")
     assert extract_choice(output.raw, OPTIONS).label == winner
-    assert judge_choice(output.raw, OPTIONS, gold=winner).correct
+    assert verdict_choice(output.raw, OPTIONS, gold=winner).correct
     for k, reply in enumerate(replies):  # every sample is shown, with its seed
         assert f"[sample {k + 1} of {len(replies)}, seed {k}: " in output.raw
         assert reply in output.raw
@@ -211,7 +211,7 @@ def test_vote_shows_the_tally() -> None:
 def test_all_unparseable_samples_give_a_parse_failure() -> None:
     raw = voted(["<think>A or B", "B or C?", "hmm"])
     assert "Answer:" not in raw.rpartition("</think>")[2]
-    verdict = judge_choice(raw, OPTIONS, gold="A")
+    verdict = verdict_choice(raw, OPTIONS, gold="A")
     assert verdict.parse_failed and not verdict.correct
 
 

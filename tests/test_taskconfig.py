@@ -53,9 +53,9 @@ def test_overrides_reach_the_sections_that_have_the_key() -> None:
     assert plan.task.memory == MemoryBudget(tokens_per_clip=None)
     assert plan.task.stream.sample_fps == 4.0
     assert plan.policy_config == OracleConfig(order="priority")
-    assert plan.dataset_config.episodes == 3 and plan.task.dataset_args["episodes"] == 3
+    assert plan.dataset_config.episodes == 3 and plan.task_record()["dataset_args"]["episodes"] == 3
     assert plan.settings.batch_size == 2
-    assert plan.task.hash != task.hash
+    assert plan.task_record() != task.to_dict()
 
 
 def test_bad_override_values_name_the_field() -> None:
@@ -96,3 +96,47 @@ def test_egolife_paper_keeps_its_three_samples_with_its_own_reader() -> None:
         config = build_plan(task, "blind", reader=reader, overrides=model).reader_config
         assert (config.samples, config.temperature) == (3, 0.7)
     assert build_plan(task, "blind", reader="retrieval", overrides=model).reader_config.samples == 1
+
+
+def _task_file(tmp_path: Path, extra: str) -> str:
+    path = tmp_path / "judged.yaml"
+    path.write_text("include: %s\n%s" % (files("taskmem_bench.tasks").joinpath("egotempo_stream.yaml"), extra))
+    return str(path)
+
+
+def test_policy_and_judge_args_take_the_route_reader_args_take(tmp_path: Path) -> None:
+    """A task's policy_args, reader_args and judge_args start their component's config, and
+    ``--set`` wins over each the same way."""
+    task = load_task(_task_file(tmp_path, (
+        "policy_args: {max_new_tokens: 77, temperature: 0.3}\n"
+        "reader_args: {samples: 3, temperature: 0.7}\n"
+        "judge_args: {model: /m/judge, max_new_tokens: 9}\n"
+        "reader: paper\n"
+    )))
+    model = parse_override("model=/m/any")
+    plan = build_plan(task, "caption", overrides=[model])
+    assert (plan.policy_config.max_new_tokens, plan.policy_config.temperature) == (77, 0.3)
+    assert (plan.reader_config.samples, plan.reader_config.temperature) == (3, 0.7)
+    assert (plan.judge_config.model, plan.judge_config.max_new_tokens) == ("/m/judge", 9)
+    assert plan.task.policy_args == plan.task.reader_args == plan.task.judge_args == {}
+    overrides = [model, *map(parse_override, ("policy.max_new_tokens=5", "temperature=0.9",
+                                              "judge.max_new_tokens=4", "judge.model=/m/other"))]
+    plan = build_plan(task, "caption", overrides=overrides)
+    assert (plan.policy_config.max_new_tokens, plan.policy_config.temperature) == (5, 0.9)
+    assert (plan.reader_config.samples, plan.reader_config.temperature) == (3, 0.9)
+    assert (plan.judge_config.model, plan.judge_config.max_new_tokens) == ("/m/other", 4)
+    assert plan.judge_config.temperature == 0.0  # a bare key never reaches the judge
+    record = plan.task_record()
+    assert "policy_args" not in record and "judge_args" not in record
+    assert record["reader_args"]["samples"] == 3
+
+
+def test_task_args_are_checked_against_their_components_config(tmp_path: Path) -> None:
+    task = load_task(_task_file(tmp_path, "policy_args: {max_new_token: 7}\n"))
+    with pytest.raises(ConfigError, match="policy: unknown key.*max_new_token"):
+        build_plan(task, "caption", overrides=[parse_override("model=/m/any")])
+    mini = files("taskmem_bench.tasks").joinpath("mini.yaml")
+    unjudged = tmp_path / "unjudged.yaml"
+    unjudged.write_text(f"include: {mini}\njudge_args: {{model: /m/judge}}\n")
+    with pytest.raises(ConfigError, match="judge_args given, but scoring 'paper' judges no"):
+        load_task(str(unjudged))

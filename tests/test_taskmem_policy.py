@@ -60,7 +60,7 @@ def test_the_window_carries_the_policys_own_descriptions(episode):
     started(policy, episode)
     written = []
     for clip in clips_of(episode, 7):
-        prompt = policy.windows[clip.stream_id].prompt(clip, 24)
+        prompt = policy.states[clip.stream_id].window.prompt(clip, 24)
         for earlier in written[-4:]:  # the clips still inside the 50 s window
             if earlier:
                 assert earlier in prompt.text
@@ -68,7 +68,7 @@ def test_the_window_carries_the_policys_own_descriptions(episode):
             assert written[-6] not in prompt.text  # fell out of the window
         [entries] = policy.observe([clip])
         text = entries[0].text if entries else ""
-        assert policy.windows[clip.stream_id].written[-1].description == text
+        assert policy.states[clip.stream_id].window.written[-1].description == text
         written.append(text)
     assert any(written)
 
@@ -80,7 +80,7 @@ def test_a_reply_outside_the_format_writes_nothing(episode, tmp_path):
     started(policy, episode)
     clip = clips_of(episode, 1)[0]
     assert policy.observe([clip]) == [[]]
-    assert policy.windows[clip.stream_id].written[-1].description == ""
+    assert policy.states[clip.stream_id].window.written[-1].description == ""
 
 
 def test_mini_tasks_default_to_the_shipped_checkpoint_and_real_tasks_need_a_model():
@@ -99,9 +99,9 @@ def test_a_per_minute_budget_counts_the_last_minutes_writes(episode, tmp_path):
                       MemoryBudget(tokens_per_clip=24, tokens_per_minute=30))
     policy.start_stream(info)
     clips = clips_of(episode, 8)
-    policy.spent[info.stream_id] = ((20.0, 20), (60.0, 7))
-    assert policy.budget(clips[6]) == 3  # clip ends at 70 s: 20 + 7 tokens in the last minute
-    assert policy.budget(clips[7]) == 23  # at 80 s the write at 20 s has left the minute
+    spent = ((20.0, 20), (60.0, 7))
+    assert policy.budget(clips[6], spent) == 3  # ends at 70 s: 20 + 7 tokens in the last minute
+    assert policy.budget(clips[7], spent) == 23  # at 80 s the write at 20 s has left the minute
 
 
 def test_a_packaged_model_the_package_lacks_is_refused_at_plan_time():

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from taskmem_bench.cli import main
-from taskmem_bench.datasets.videomme import Config, VideoMME, VideoMMEError
+from taskmem_bench.datasets.videomme import Config, VideoMME
+from taskmem_bench.datasets.videomme_annotations import VideoMMEError
 from taskmem_bench.export_videomme import results_json
 from taskmem_bench.results import ROW_SCHEMA
 from taskmem_bench.scoring.videomme import (

@@ -59,9 +59,6 @@ from taskmem_bench.backends.base import (
 from taskmem_bench.backends.identity import DEFINITION_FILES
 from taskmem_bench.backends.packaged import resolve
 
-# Files that identify a checkpoint's behaviour short of its weights (hashing those would take
-# minutes for a large model; the Hub revision, where there is one, pins them).
-
 
 class TransformersBackend(Backend):
     name = "transformers"

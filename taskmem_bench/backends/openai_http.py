@@ -6,10 +6,8 @@ vLLM frame lists with their true fps and frame indices) and sent with the offici
 client, whose built-in retries are used as they are: connection errors, timeouts, 408, 409,
 429 and 5xx are retried up to ``max_retries`` times with exponential backoff (0.5 s doubling,
 at most 8 s, up to 25 % jitter; a ``Retry-After`` of at most two minutes is obeyed instead);
-other 4xx answers fail at once. ``timeout_s`` bounds each attempt as a whole (connecting,
-sending, waiting and reading the full answer), so a server that trickles its answer is cut off
-too: httpx's own timeouts bound each read only, so attempts run on the client's asyncio
-flavour, where one can be cancelled at its deadline.
+other 4xx answers fail at once. ``timeout_s`` bounds each attempt as a whole, a server that
+trickles its answer included (:mod:`~taskmem_bench.backends.http_transport`).
 
 A request that used up its retries on connection errors, timeouts or 502, 503 and 504 answers
 raises :class:`OpenAIServerUnavailable` (a :class:`BackendUnavailable`): the server itself is
@@ -29,35 +27,25 @@ so it decodes as the transformers and vllm backends do.
 
 A batch is sent ``concurrency`` requests at a time (a limit shared by all callers of one
 backend instance) and the results come back in request order. Replies that decode as a usable
-generation are cached on disk by the sha256 of the full request body (model name, messages with
-the media bytes, sampling, vLLM extensions), so a rerun or a resumed run costs no requests; a
-cached reply that does not decode is asked again. The server's address is not part of the key:
-a restarted server on another port still hits the cache, and a different model served under
-the same name would be answered from it, so name models uniquely. The cache lives in
-``response_cache_dir``, else ``$TASKMEM_BENCH_CACHE/openai``, else
-``$XDG_CACHE_HOME/taskmem-bench/openai`` (``~/.cache/taskmem-bench/openai``).
+generation are cached on disk by request (:mod:`~taskmem_bench.backends.response_cache`: the
+key, and where the cache lives), so a rerun or a resumed run costs no requests; a cached reply
+that does not decode is asked again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import ipaddress
 import json
 import logging
 import os
-import threading
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpx2
 import openai
 
 from taskmem_bench.backends.base import (
@@ -67,14 +55,14 @@ from taskmem_bench.backends.base import (
     ChatRequest,
     Generation,
 )
+from taskmem_bench.backends.http_transport import SEND_LOOP, deadline_http_client
+from taskmem_bench.backends.response_cache import ResponseCache, cache_root, request_key
 from taskmem_bench.backends.wire import (
     EXTENSION_KEYS,
     UnusableCompletion,
     decode_completion,
     encode_request,
 )
-from taskmem_bench.cachedir import cache_home
-from taskmem_bench.results import write_atomic
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_DOWN_STATUSES = (502, 503, 504)
@@ -82,7 +70,6 @@ SERVER_DOWN_COOL_DOWN_S = 60.0
 """Seconds after a request found the server down during which the backend sends nothing (see
 the module's docstring)."""
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class OpenAIBackendError(RuntimeError):
@@ -119,7 +106,7 @@ class OpenAIBackend(Backend):
             api_key=_api_key(settings.api_key_env, self.base_url),
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
-            http_client=_http_client(self.base_url, settings),
+            http_client=deadline_http_client(self.base_url, settings),
         )
         self.cache = ResponseCache(cache_root(settings.response_cache_dir))
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -141,7 +128,7 @@ class OpenAIBackend(Backend):
         todo = {key: body for key, body in zip(keys, bodies) if found[key] is None}
         if todo:
             self._check_cool_down()
-        outcomes = _LOOP.run(self._send_all(list(todo.values())))
+        outcomes = SEND_LOOP.run(self._send_all(list(todo.values())))
         failures: list[OpenAIBackendError] = []
         for key, outcome in zip(todo, outcomes):
             try:
@@ -256,143 +243,6 @@ def _root_cause(err: BaseException) -> str:
     while err.__cause__ or err.__context__:
         err = err.__cause__ or err.__context__
     return _one_line(f"{type(err).__name__}: {err}")
-
-
-class _EventLoop:
-    """The one asyncio loop, on a daemon thread, that every backend instance sends on; started
-    on first use. Callers block on their own batch only."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=self._loop.run_forever, name="openai-http", daemon=True
-                ).start()
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result()  # each attempt has a deadline, so this wait ends
-        except BaseException:
-            future.cancel()  # e.g. Ctrl-C: stop sending this batch
-            raise
-
-
-_LOOP = _EventLoop()
-
-
-def _http_client(base_url: str, settings: BackendSettings) -> httpx2.AsyncClient:
-    """The client's defaults over a transport that ends each attempt at ``timeout_s``, with the
-    proxy the environment names (a custom transport turns httpx's own lookup off)."""
-    limits = httpx2.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-    )
-    inner = httpx2.AsyncHTTPTransport(limits=limits, proxy=_environment_proxy(base_url))
-    return openai.DefaultAsyncHttpxClient(transport=_AttemptDeadline(inner, settings.timeout_s))
-
-
-def _environment_proxy(url: str) -> str | None:
-    """``HTTPS_PROXY``/``HTTP_PROXY`` (by the URL's scheme) or ``ALL_PROXY``, unless
-    ``NO_PROXY`` exempts the host."""
-    parts = urlsplit(url)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    proxies = urllib.request.getproxies()
-    return proxies.get(parts.scheme) or proxies.get("all")
-
-
-class _AttemptDeadline(httpx2.AsyncBaseTransport):
-    """Ends an attempt ``seconds`` after it starts, whatever stage it is at: httpx's timeouts
-    bound each network read, which a server sending a byte at a time always beats. The end is
-    raised as httpx's ``ReadTimeout``, so the openai client retries it as any timeout."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport, seconds: float) -> None:
-        self.inner = inner
-        self.seconds = seconds
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        deadline = asyncio.get_running_loop().time() + self.seconds
-        async with self._by(deadline, request):
-            response = await self.inner.handle_async_request(request)
-        return httpx2.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_DeadlineStream(self, response.stream, deadline, request),
-            extensions=response.extensions,
-        )
-
-    @contextlib.asynccontextmanager
-    async def _by(self, deadline: float, request: httpx2.Request) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout_at(deadline):
-                yield
-        except TimeoutError as err:
-            raise httpx2.ReadTimeout(
-                f"no complete answer within {self.seconds} s", request=request
-            ) from err
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class _DeadlineStream(httpx2.AsyncByteStream):
-    """A response body whose every chunk must arrive by the attempt's deadline."""
-
-    def __init__(
-        self,
-        transport: _AttemptDeadline,
-        inner: Any,
-        deadline: float,
-        request: httpx2.Request,
-    ) -> None:
-        self.transport, self.inner = transport, inner
-        self.deadline, self.request = deadline, request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = aiter(self.inner)
-        while True:
-            async with self.transport._by(self.deadline, self.request):
-                chunk = await anext(chunks, None)
-            if chunk is None:
-                return
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def request_key(body: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a request body."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def cache_root(cache_dir: str | None) -> Path:
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    return cache_home() / "openai"
-
-
-class ResponseCache:
-    """Completion payloads by request key, one JSON file each, written atomically."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._path(key).read_text())
-        except FileNotFoundError:
-            return None
-
-    def put(self, key: str, payload: Mapping[str, Any]) -> None:
-        write_atomic(self._path(key), lambda tmp: tmp.write_text(json.dumps(payload)))
 
 
 def _api_key(env: str, base_url: str) -> str:

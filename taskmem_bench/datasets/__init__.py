@@ -1,30 +1,24 @@
-"""Dataset adapters: each turns a release on disk into :class:`~taskmem_bench.schema.Episode` s."""
+"""Dataset adapters: each turns a release on disk into :class:`~taskmem_bench.schema.Episode` s.
+
+Adapters are plugins like policies: registered under the entry-point group
+``taskmem_bench.datasets``, or named by a ``module:Class`` path in a task's ``dataset:``.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, Irregularity, SkippedItem
 from taskmem_bench.datasets.jsonload import AnnotationError
-from taskmem_bench.plugins import UnknownPluginError
+from taskmem_bench.plugins import load, registered
 
-_ADAPTERS = {
-    "egolife": "taskmem_bench.datasets.egolife:EgoLifeDataset",
-    "egotempo": "taskmem_bench.datasets.egotempo:EgoTempoDataset",
-    "mini": "taskmem_bench.datasets.mini:MiniDataset",
-    "videomme": "taskmem_bench.datasets.videomme:VideoMME",
-}
+ENTRY_POINT_GROUP = "taskmem_bench.datasets"
 
 
-def available_datasets() -> list[str]:
-    return sorted(_ADAPTERS)
+def available_datasets() -> dict[str, str]:
+    return registered(ENTRY_POINT_GROUP)
 
 
 def load_adapter(name: str) -> type[DatasetAdapter]:
-    if name not in _ADAPTERS:
-        raise UnknownPluginError("dataset", name, available_datasets())
-    module, _, attr = _ADAPTERS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load(ENTRY_POINT_GROUP, "dataset", name, DatasetAdapter)
 
 
 __all__ = [

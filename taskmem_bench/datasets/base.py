@@ -67,6 +67,9 @@ class PlannedQuestion:
     """Ask time minus the end of the latest evidence span; None without evidence."""
     category: str
     tags: Mapping[str, str]
+    abstain_text: str
+    """The question's ``ScoringSpec.abstain_text``, which rows do not record: the leaderboard
+    re-scores its rows with it."""
 
     @classmethod
     def of(cls, question: Question, hidden: Hidden) -> PlannedQuestion:
@@ -76,6 +79,7 @@ class PlannedQuestion:
             gold=hidden.gold, ask_time=question.ask_time,
             evidence_delay=question.evidence_delay,
             category=question.category, tags=dict(question.tags),
+            abstain_text=question.scoring.abstain_text,
         )
 
 

@@ -12,42 +12,38 @@ named ``DAY<d>_<HHMMSSFF>.srt`` without the participant are read too.)
 
 One stream per participant that has a question file: a week on one timeline (see
 :mod:`egolife_time`), each clip placed at its file-name start with its probed duration, gaps
-left as gaps. Questions are asked at ``query_time`` (sorted: the file is not), the runner cuts
-the clip holding a query at the query. Side-channel SRT cue times are relative to the hour the
-file name gives. Every choice made on odd input is recorded: excluded items as ``SkippedItem``s,
-kept-but-odd ones as ``Irregularity``s (kinds listed in ``IRREGULARITY_KINDS``).
+left as gaps (:mod:`egolife_clips`). Questions are asked at ``query_time`` (sorted: the file is
+not), the runner cuts the clip holding a query at the query. Side-channel SRT cue times are
+relative to the hour the file name gives (:mod:`egolife_side`). Every choice made on odd input
+is recorded: excluded items as ``SkippedItem``s, kept-but-odd ones as ``Irregularity``s (kinds
+listed in ``IRREGULARITY_KINDS``).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease, Irregularity, SkippedItem
+from taskmem_bench.datasets.base import DatasetAdapter, DatasetRelease
+from taskmem_bench.datasets.egolife_clips import EPS, PlacedClips, discover_clips, place_clips
+from taskmem_bench.datasets.egolife_side import side_channels
 from taskmem_bench.datasets.egolife_time import (
     DAY_SECONDS,
-    Stamp,
     TimeFormatError,
     parse_moment,
-    parse_stamp,
     parse_target_time,
 )
 from taskmem_bench.datasets.files import relative_key, sha256_file
+from taskmem_bench.datasets.item_log import ItemLog
 from taskmem_bench.datasets.jsonload import AnnotationError, load_json
 from taskmem_bench.datasets.prepare import MediaIndex, release_root
-from taskmem_bench.datasets.srt_text import SrtError, read_srt
-from taskmem_bench.media import MediaError
-from taskmem_bench.schema import Episode, Hidden, MediaSegment, Question, Stream, TextEvent
+from taskmem_bench.schema import Episode, Hidden, Question, Stream
 
 PARSER_VERSION = "1"
-CHANNELS = {"transcript": "Transcript", "captions": "DenseCaption"}
-"""Side channel name -> its folder under ``EgoLifeCap``."""
 HINT_FIELDS = ("keywords", "reason", "trigger")
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
 IRREGULARITY_KINDS = (
@@ -59,12 +55,6 @@ IRREGULARITY_KINDS = (
     "query_in_gap",  # asked where no clip records (before the first, or between clips)
     "query_past_media",  # asked after the participant's last clip ends
 )
-_CLIP = re.compile(r"DAY(\d+)_(.+)_(\d{8})", re.IGNORECASE)
-_SIDE = re.compile(r"(?:(?P<who>.+)_)?DAY(?P<day>\d+)_(?P<time>\d{8})", re.IGNORECASE)
-_DAY_DIR = re.compile(r"DAY\d+", re.IGNORECASE)
-# CJK ideographs, CJK and full-width punctuation: a line with any is not the English line.
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -76,6 +66,12 @@ class Config:
     participants: tuple[str, ...] = ()
     transcripts: bool = True
     captions: bool = True
+
+    @property
+    def channels_to_read(self) -> tuple[str, ...]:
+        """The side channels to read, by their ``egolife_side.CHANNELS`` names."""
+        chosen = {"transcript": self.transcripts, "captions": self.captions}
+        return tuple(channel for channel, read in chosen.items() if read)
 
 
 class EgoLifeDataset(DatasetAdapter):
@@ -100,21 +96,21 @@ class EgoLifeDataset(DatasetAdapter):
         root = release_root(config, self.name)
         found, qa_files = _question_files(root, config)
         log = _Log()
-        clips = _discover_clips(root, log)
+        clips = discover_clips(root, log)
         index = MediaIndex.open(self.name, root)
         files = {relative_key(root, p): sha256_file(p) for p in qa_files.values()}
         episodes, per_participant = [], {}
         for participant, qa_path in qa_files.items():
             records = _records(qa_path)
-            placed = _place_clips(clips.get(participant, []), index, root, log)
+            placed = place_clips(clips.get(participant, []), index, root, log)
             if not placed.segments:
                 log.skip_all(records, participant, qa_path, "missing_media",
                              f"no readable clips of {participant} under {root}")
                 per_participant[participant] = {"clips": 0, "questions": 0}
                 continue
             questions, hidden, forms = _questions(records, participant, qa_path, placed, log)
-            text, side = _side_channels(found.get("EgoLifeCap"), participant, placed.fps,
-                                        config, root, log)
+            text, side = side_channels(found.get("EgoLifeCap"), participant, placed.fps,
+                                       config.channels_to_read, root, log)
             files.update(side.hashes)
             stream = Stream(
                 id=participant,
@@ -161,18 +157,8 @@ class EgoLifeDataset(DatasetAdapter):
         )
 
 
-@dataclass
-class _Log:
-    """Exclusions and irregularities, in the order met."""
-
-    skipped: list[SkippedItem] = field(default_factory=list)
-    irregular: list[Irregularity] = field(default_factory=list)
-
-    def note(self, item_id: str, kind: str, detail: str) -> None:
-        self.irregular.append(Irregularity(item_id, kind, detail))
-
-    def skip(self, item_id: str, reason: str, kind: str) -> None:
-        self.skipped.append(SkippedItem(item_id, reason, kind))
+class _Log(ItemLog):
+    """The release's exclusions and irregularities; also skips a whole question file."""
 
     def skip_all(self, records: list[Any], participant: str, path: Path, kind: str,
                  reason: str) -> None:
@@ -220,93 +206,7 @@ def _question_id(participant: str, record: Any, path: Path, index: int) -> str:
     return f"{participant}-{qid}" if isinstance(qid, (str, int)) else f"{path.name}#{index}"
 
 
-# ---------------------------------------------------------------------------------------------
-# clips
-
-
-@dataclass(frozen=True)
-class _ClipFile:
-    path: Path
-    stamp: Stamp
-
-
-def _discover_clips(root: Path, log: _Log) -> dict[str, list[_ClipFile]]:
-    """Clips by participant under ``root`` and ``root/train``; names checked against their
-    folders."""
-    clips: dict[str, list[_ClipFile]] = {}
-    seen: dict[tuple[str, str], Path] = {}
-    for base in (root, root / "train"):
-        for day_dir in sorted(p for p in base.glob("*/DAY*") if p.is_dir()):
-            if not _DAY_DIR.fullmatch(day_dir.name):
-                continue
-            participant = day_dir.parent.name
-            for path in sorted(day_dir.iterdir()):
-                if path.suffix.lower() != ".mp4" or path.name.startswith("."):
-                    continue
-                rel = relative_key(root, path)
-                match = _CLIP.fullmatch(path.stem)
-                if (match is None or match[2] != participant
-                        or f"DAY{int(match[1])}" != day_dir.name.upper()):
-                    log.note(rel, "clip_name_mismatch",
-                             f"not DAY<d>_{participant}_<HHMMSSFF>.mp4 of folder {day_dir.name}; "
-                             "not used")
-                    continue
-                try:
-                    stamp = parse_stamp(int(match[1]), match[3])
-                except TimeFormatError as exc:
-                    log.note(rel, "clip_name_mismatch", f"{exc}; not used")
-                    continue
-                key = (participant, path.name)
-                if key in seen:
-                    log.note(rel, "duplicate_clip",
-                             f"also at {relative_key(root, seen[key])}; that one is used")
-                    continue
-                seen[key] = path
-                clips.setdefault(participant, []).append(_ClipFile(path, stamp))
-    return clips
-
-
-@dataclass(frozen=True)
-class _Placed:
-    """A participant's readable clips on the week timeline, and the rate for query times."""
-
-    segments: tuple[MediaSegment, ...]
-    fps: float | None
-
-    def where(self, t: float) -> str:
-        """``inside`` a clip, in a ``gap`` (or before the first), or ``past`` the last."""
-        starts = [s.t_start for s in self.segments]
-        i = bisect.bisect_right(starts, t + _EPS) - 1
-        if i >= 0 and t <= self.segments[i].t_end + _EPS:
-            return "inside"
-        return "past" if t > max(s.t_end for s in self.segments) else "gap"
-
-
-def _place_clips(clips: list[_ClipFile], index: MediaIndex, root: Path, log: _Log) -> _Placed:
-    segments, rates = [], Counter()
-    for clip in clips:
-        try:
-            info = index.probe(clip.path)
-        except MediaError as exc:
-            log.skip(relative_key(root, clip.path), str(exc), "corrupt_media")
-            continue
-        fps = info.fps or 0.0
-        if not fps or info.duration is None:
-            log.skip(relative_key(root, clip.path), "frame rate or duration unknown",
-                     "corrupt_media")
-            continue
-        rates[fps] += 1
-        segments.append(MediaSegment(clip.path, t_start=clip.stamp.seconds(fps),
-                                     duration=info.duration))
-    segments.sort(key=lambda s: (s.t_start, str(s.path)))
-    return _Placed(tuple(segments), rates.most_common(1)[0][0] if rates else None)
-
-
-# ---------------------------------------------------------------------------------------------
-# questions
-
-
-def _questions(records: list[Any], participant: str, path: Path, placed: _Placed,
+def _questions(records: list[Any], participant: str, path: Path, placed: PlacedClips,
                log: _Log) -> tuple[tuple[Question, ...], dict[str, Hidden], Counter]:
     assert placed.fps is not None
     questions, hidden, forms = [], {}, Counter()
@@ -330,7 +230,7 @@ def _questions(records: list[Any], participant: str, path: Path, placed: _Placed
         forms[evidence.form] += 1
         for kind, detail in evidence.notes:
             log.note(qid, kind, detail)
-        late = [s for s in evidence.spans if s.end > t + _EPS]
+        late = [s for s in evidence.spans if s.end > t + EPS]
         if late:
             log.note(qid, "evidence_after_query",
                      f"evidence ends {max(s.end for s in late) - t:.1f} s after the query; kept")
@@ -385,74 +285,3 @@ def _malformed(record: Any) -> str | None:
 
 def _flag(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-# ---------------------------------------------------------------------------------------------
-# side channels
-
-
-@dataclass
-class _Side:
-    hashes: dict[str, str] = field(default_factory=dict)
-    files: dict[str, int] = field(default_factory=dict)
-    without_english: dict[str, int] = field(default_factory=dict)
-
-
-class _EnglishLines:
-    """A cue's English lines (those without CJK characters), joined; a cue with none keeps its
-    released text and is counted."""
-
-    def __init__(self) -> None:
-        self.without_english = 0
-
-    def __call__(self, lines: list[str]) -> str | None:
-        english = [line for line in lines if not _CJK.search(line)]
-        if english:
-            return " ".join(english)
-        self.without_english += 1
-        return " ".join(lines)
-
-
-def _side_channels(cap: Path | None, participant: str, fps: float | None, config: Config,
-                   root: Path, log: _Log) -> tuple[tuple[TextEvent, ...], _Side]:
-    """Transcript and caption cues of one participant on the week timeline."""
-    side, events = _Side(), []
-    enabled = {"transcript": config.transcripts, "captions": config.captions}
-    for channel, folder in CHANNELS.items():
-        if not enabled[channel]:
-            continue
-        pick, count = _EnglishLines(), 0
-        paths = sorted(cap.glob(f"{folder}/{participant}/DAY*/*.srt")) if cap else []
-        for path in paths:
-            rel = relative_key(root, path)
-            offset = _hour_offset(path, participant, fps)
-            if offset is None:
-                log.note(rel, "side_file_name", f"not [{participant}_]DAY<d>_<HHMMSSFF>.srt "
-                                                f"in {path.parent.name}; not read")
-                continue
-            try:
-                events += read_srt(path, channel, offset=offset, pick=pick)
-            except SrtError as exc:
-                log.skip(rel, str(exc), "malformed_side_file")
-                continue
-            side.hashes[rel] = sha256_file(path)
-            count += 1
-        side.files[channel] = count
-        side.without_english[channel] = pick.without_english
-    events.sort(key=lambda e: (e.t_start, e.t_end, e.channel))
-    return tuple(events), side
-
-
-def _hour_offset(path: Path, participant: str, fps: float | None) -> float | None:
-    """Where a side file's cue times start: its name's day and time, or None if unreadable."""
-    match = _SIDE.fullmatch(path.stem)
-    if match is None or (match["who"] and match["who"] != participant) or fps is None:
-        return None
-    day = int(match["day"])
-    if f"DAY{day}" != path.parent.name.upper():
-        return None
-    try:
-        return parse_stamp(day, match["time"]).seconds(fps)
-    except TimeFormatError:
-        return None
-

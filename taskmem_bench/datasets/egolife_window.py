@@ -3,8 +3,9 @@
 The paper did not hand its reader a week of memory for an EgoLife question: it showed only the
 memories of the clips around the query time and around the annotated evidence (``target_time``)
 time, an oracle-localised window, and took the majority of 3 answers. The harness's default is
-the causal full history; this module is the pure selection the ``egolife_paper`` mode applies to
-a question's memory snapshot (already cut at the ask time, so nothing here can add later memory).
+the causal full history; this module is the pure selection the ``egolife_paper`` task applies to
+a question's memory snapshot (already cut at the ask time, so nothing here can add later memory),
+registered as the memory view ``paper_window`` (:class:`PaperWindow`).
 
 Window sizes (the paper's code does not state them; these are this harness's, named in the run):
 
@@ -24,9 +25,12 @@ no such memory).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from taskmem_bench.memory import MemoryEntry
-from taskmem_bench.schema import Span
+from taskmem_bench.memory_view import MemoryView
+from taskmem_bench.schema import Question, Span
 
 BEFORE_QUERY = 600.0
 AROUND_EVIDENCE = 300.0
@@ -53,3 +57,20 @@ def paper_window(entries: Sequence[MemoryEntry], ask_time: float, evidence: Sequ
                     around_evidence=around_evidence)
     return tuple(e for e in entries
                  if any(e.t_end >= w.start and e.t_start <= w.end for w in shown))
+
+
+@dataclass(frozen=True)
+class PaperWindow(MemoryView):
+    """The memory view ``paper_window``: the paper's window around the query and the question's
+    annotated evidence, so oracle-localised."""
+
+    oracle_localised = True
+    before_query: float = BEFORE_QUERY
+    around_evidence: float = AROUND_EVIDENCE
+
+    def keep(self, entries: tuple[MemoryEntry, ...], question: Question) -> Sequence[MemoryEntry]:
+        return paper_window(entries, question.ask_time, question.evidence,
+                            before_query=self.before_query, around_evidence=self.around_evidence)
+
+    def settings(self) -> dict[str, Any]:
+        return {"before_query_s": self.before_query, "around_evidence_s": self.around_evidence}

@@ -393,6 +393,6 @@ def report_lines(report: PrepareReport) -> list[str]:
     return lines
 
 
-def _ids(ids: list[str], shown: int = 8) -> str:
-    more = f", ... {len(ids) - shown} more" if len(ids) > shown else ""
-    return ", ".join(ids[:shown]) + more
+def _ids(ids: list[str], listed: int = 8) -> str:
+    more = f", ... {len(ids) - listed} more" if len(ids) > listed else ""
+    return ", ".join(ids[:listed]) + more

@@ -1,7 +1,8 @@
 """Video-MME as causal streams: one stream per video, its questions asked when the video ends.
 
 Reads the release as published (``lmms-lab/Video-MME``): the parquet
-``videomme/test-00000-of-00001.parquet`` (one row per question), videos ``<videoID>.mp4``
+``videomme/test-00000-of-00001.parquet`` (one row per question, read and checked by
+:mod:`~taskmem_bench.datasets.videomme_annotations`), videos ``<videoID>.mp4``
 (a few ``.MP4``/``.mkv``) and subtitles ``<videoID>.srt`` found by stem anywhere under the root
 (unpacking tools differ: ``data/`` + ``subtitle/`` or flat). The choices, and where they show:
 
@@ -27,48 +28,33 @@ Reads the release as published (``lmms-lab/Video-MME``): the parquet
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from taskmem_bench.datasets.base import (
     DatasetAdapter, DatasetRelease, Irregularity, SkippedItem,
 )
 from taskmem_bench.datasets.files import MEDIA_SUFFIXES, FileIndex, sha256_file
-from taskmem_bench.datasets.jsonload import AnnotationError
 from taskmem_bench.datasets.prepare import MediaIndex, MediaInfo, release_root
 from taskmem_bench.datasets.srt_text import SrtError, read_srt
+from taskmem_bench.datasets.videomme_annotations import (
+    Annotations, VideoMMEError, check_row, read_annotations,
+)
 from taskmem_bench.media import MediaError
 from taskmem_bench.schema import (
     ANSWER_LABELS, Episode, Hidden, MediaSegment, Question, Stream, TextEvent,
 )
 
 PARSER_VERSION = "videomme-v1"
-HF_REPO = "lmms-lab/Video-MME"
-ANNOTATIONS = Path("videomme") / "test-00000-of-00001.parquet"
 SUBTITLES = "subtitles"
 DURATIONS = ("short", "medium", "long")
-REQUIRED_COLUMNS = ("video_id", "duration", "domain", "sub_category", "videoID", "question_id",
-                    "task_type", "question", "options", "answer")
-TEXT_COLUMNS = (*(c for c in REQUIRED_COLUMNS if c != "options"), "language")
-"""Columns whose values are used as text (``language`` where the edition has it)."""
-CURRENT_COLUMNS = frozenset({*REQUIRED_COLUMNS, "url"})
-KNOWN_EDITIONS = {("current", 2700), ("language", 2541), ("language", 2544),
-                  ("language+Subtitle", 2700)}
 # Generous bounds around the published buckets (short < 2 min, medium 4-15 min, long 30-60 min):
 # only a length no bucket boundary explains is reported.
 BUCKET_SECONDS = {"short": (0.0, 180.0), "medium": (180.0, 1200.0), "long": (1200.0, 4500.0)}
 _PREFIX = re.compile(r"^\s*\(?([A-Za-z])\s*[.)．:：]\)?(?:\s+|$)")
-
-
-class VideoMMEError(AnnotationError):
-    """The annotations cannot be used as they are; the message names the file and record."""
 
 
 @dataclass(frozen=True)
@@ -94,113 +80,6 @@ class Config:
             raise ValueError(f"unknown videomme durations {unknown}; choose from {DURATIONS}")
 
 
-@dataclass(frozen=True)
-class Annotations:
-    """The question table and what names it."""
-
-    frame: pl.DataFrame
-    name: str
-    """The parquet relative to the root (or ``hf:lmms-lab/Video-MME``)."""
-    sha256: str
-    edition: str
-
-    @property
-    def known(self) -> bool:
-        return (self.edition, self.frame.height) in KNOWN_EDITIONS
-
-
-def read_annotations(config: Config) -> Annotations:
-    """The parquet (or HF copy) as a DataFrame, its columns checked."""
-    root = release_root(config, VideoMME.name)
-    if config.source == "hf":
-        frame = _read_hf()
-        name, digest = f"hf:{HF_REPO}", hashlib.sha256(frame.write_ndjson().encode()).hexdigest()
-    else:
-        path = _find_parquet(config, root)
-        try:
-            frame = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise VideoMMEError(f"{path}: not a readable parquet file ({exc})") from exc
-        name, digest = _relative(root, path), sha256_file(path)
-    return Annotations(frame, name, digest, _edition(frame, name))
-
-
-def _find_parquet(config: Config, root: Path) -> Path:
-    if config.annotations is not None:
-        path = Path(config.annotations).expanduser()
-        if not path.is_file():
-            raise VideoMMEError(f"videomme annotations {path}: no such file")
-        return path
-    if (root / ANNOTATIONS).is_file():
-        return root / ANNOTATIONS
-    found = sorted(root.rglob("test-*-of-*.parquet"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise VideoMMEError(f"no Video-MME parquet under {root} (expected {ANNOTATIONS}); "
-                            "set annotations=PATH")
-    raise VideoMMEError(f"several Video-MME parquets under {root}: "
-                        f"{', '.join(str(p) for p in found)}; set annotations=PATH")
-
-
-def _read_hf() -> pl.DataFrame:
-    try:
-        import datasets
-    except ImportError as exc:
-        raise VideoMMEError("videomme source=hf needs the `datasets` package") from exc
-    try:
-        table = datasets.load_dataset(HF_REPO, "videomme", split="test").data.table
-    except Exception as exc:  # offline without a cached copy, hub errors: all end here
-        raise VideoMMEError(f"cannot load {HF_REPO} through datasets ({exc}); download the "
-                            "parquet and use source=local") from exc
-    return pl.from_arrow(table)
-
-
-def _edition(frame: pl.DataFrame, name: str) -> str:
-    """Which upload this is, by its columns; unusable layouts stop here."""
-    columns = set(frame.columns)
-    if {"questions", "answers"} <= columns or "duration_category" in columns:
-        raise VideoMMEError(f"{name}: the first Video-MME upload (one row per video) is not "
-                            "supported; download the current parquet (one row per question)")
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise VideoMMEError(f"{name}: missing column(s) {', '.join(missing)}; "
-                            f"columns found: {', '.join(frame.columns)}")
-    _check_dtypes(frame, name)
-    extra = columns - CURRENT_COLUMNS
-    if not extra:
-        return "current"
-    if extra == {"language"}:
-        return "language"
-    if extra == {"language", "Subtitle"}:
-        return "language+Subtitle"
-    return "custom:" + "+".join(sorted(extra))
-
-
-def _check_dtypes(frame: pl.DataFrame, name: str) -> None:
-    """Text columns must hold strings and ``options`` lists of them: an edited parquet with,
-    say, integer answers is refused here, naming the column, not converted."""
-    schema = frame.schema
-    wrong = [f"{c} ({schema[c]})" for c in TEXT_COLUMNS if c in schema and not _text(schema[c])]
-    options = schema["options"]
-    if not (isinstance(options, pl.List) and _text(options.inner)):
-        wrong.append(f"options ({options})")
-    if wrong:
-        raise VideoMMEError(f"{name}: column(s) of the wrong type: {', '.join(wrong)}; text "
-                            "columns must be strings and options a list of strings")
-
-
-def _text(dtype: pl.DataType) -> bool:
-    """Whether the column's values are ``str`` (categories too: pandas saves labels so)."""
-    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
-
-
-def _relative(root: Path, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
 
 class VideoMME(DatasetAdapter):
     """Video-MME (Fu et al., 2024): 900 videos, 2,700 four-option questions."""
@@ -209,13 +88,17 @@ class VideoMME(DatasetAdapter):
     Config = Config
 
     def revision(self, config: Config | None = None) -> str:
-        return _revision(read_annotations(config or Config()), config or Config())
+        config = config or Config()
+        return _revision(_annotations(config, release_root(config, self.name)), config)
 
     def load(self, config: Config | None = None) -> DatasetRelease:
         config = config or Config()
         root = release_root(config, self.name)
-        annotations = read_annotations(config)
-        return _Loader(config, root, annotations).release()
+        return _Loader(config, root, _annotations(config, root)).release()
+
+
+def _annotations(config: Config, root: Path) -> Annotations:
+    return read_annotations(root, config.source, config.annotations)
 
 
 def _revision(annotations: Annotations, config: Config) -> str:
@@ -287,7 +170,7 @@ class _Loader:
             raise VideoMMEError(f"{name}: duplicate question_id(s) {', '.join(map(str, twice))}")
         videos: dict[str, _Video] = {}
         for index, row in enumerate(frame.iter_rows(named=True)):
-            _check_row(name, index, row)
+            check_row(name, index, row)
             if self.config.durations and row["duration"] not in self.config.durations:
                 continue
             videos.setdefault(row["video_id"], _Video(row["video_id"], [])).rows.append(
@@ -422,19 +305,6 @@ class _Loader:
                 f"({duration:.1f}s), first at {late[0].t_start:.1f}s: never delivered"))
         return events
 
-
-def _check_row(name: str, index: int, row: Mapping[str, Any]) -> None:
-    for column in REQUIRED_COLUMNS:
-        value = row[column]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise VideoMMEError(f"{name} row {index} (question_id {row['question_id']!r}): "
-                                f"{column} is empty")
-    if not row["options"] or any(not isinstance(o, str) for o in row["options"]):
-        raise VideoMMEError(f"{name} row {index} (question_id {row['question_id']!r}): "
-                            "options must be a non-empty list of strings")
-    if len(row["options"]) > len(ANSWER_LABELS) - 1:
-        raise VideoMMEError(f"{name} row {index} (question_id {row['question_id']!r}): "
-                            f"{len(row['options'])} options")
 
 
 def _counts(values: Any) -> dict[str, int]:

@@ -30,8 +30,9 @@ from dataclasses import dataclass, replace
 from taskmem_bench.backends.base import Backend, ChatRequest, split_thinking
 from taskmem_bench.readers.base import ReaderInput, ReaderOutput
 from taskmem_bench.schema import ANSWER_LABELS
+from taskmem_bench.scoring.extract import extract_choice
 # the scorer's own normalisation, so open answers group as option texts match there
-from taskmem_bench.scoring.extract import _normalise, extract_choice
+from taskmem_bench.scoring.option_text import normalise_answer
 
 # "Answer: red car", "**Final answer:** red car": the text after the marker, markdown trimmed
 _ANSWER_LINE = re.compile(
@@ -41,11 +42,11 @@ _ANSWER_LINE = re.compile(
 
 @dataclass(frozen=True)
 class Ballot:
-    """One sample's vote: ``key`` compares answers (``None``: no parseable answer), ``shown``
+    """One sample's vote: ``key`` compares answers (``None``: no parseable answer), ``written``
     is how the answer is written on the final line, ``note`` how the sample was read."""
 
     key: str | None
-    shown: str | None
+    written: str | None
     note: str
 
 
@@ -77,9 +78,9 @@ def open_answer(raw: str) -> str | None:
 def ballot(raw: str, task: ReaderInput) -> Ballot:
     if task.answer_format == "open":
         text = open_answer(raw)
-        if text is None or not _normalise(text):
+        if text is None or not normalise_answer(text):
             return Ballot(None, None, "no final 'Answer:' line")
-        return Ballot(_normalise(text), text, repr(text))
+        return Ballot(normalise_answer(text), text, repr(text))
     labels = ANSWER_LABELS[: len(task.options) + 1]
     found = extract_choice(raw, task.options, labels=labels)
     if found.label is None:
@@ -113,13 +114,13 @@ def combine(raws: Sequence[str], seeds: Sequence[int], task: ReaderInput) -> str
     if not counts:
         return f"<think>\n{samples}\n</think>\nNo vote: {n} of {n} samples unparsed."
     quote = repr if task.answer_format == "open" else str
-    votes = [f"{quote(b.shown)} x{count}" for b, count in counts.values()]
+    votes = [f"{quote(b.written)} x{count}" for b, count in counts.values()]
     unparsed = n - sum(count for _, count in counts.values())
     if unparsed:
         votes.append(f"unparsed x{unparsed}")
     winner, _ = max(counts.values(), key=lambda bc: bc[1])  # max keeps the first of equals
     return (
-        f"<think>\n{samples}\n</think>\nVotes: {', '.join(votes)}.\nAnswer: {winner.shown}"
+        f"<think>\n{samples}\n</think>\nVotes: {', '.join(votes)}.\nAnswer: {winner.written}"
     )
 
 

@@ -87,7 +87,7 @@ class OpenProxy:
     abstained: bool
 
 
-def judge_anls(raw: str, gold: str, abstain_text: str = ABSTAIN_TEXT) -> OpenProxy:
+def open_proxy(raw: str, gold: str, abstain_text: str = ABSTAIN_TEXT) -> OpenProxy:
     answer = final_answer(raw)
     if is_abstention(answer, abstain_text):
         return OpenProxy(answer, 0.0, True)
@@ -98,7 +98,7 @@ def score_rows(rows: pl.DataFrame, by: str = "question_type") -> dict[str, Any]:
     """``anls``, ``cov``, ``anls_prec`` and counts of an open-answer run's rows (columns
     ``raw_output``, ``gold``, ``failure``, ``tags`` (JSON)), overall and per ``by`` tag."""
     proxies = [
-        judge_anls(raw, gold) if raw is not None and failure is None else None
+        open_proxy(raw, gold) if raw is not None and failure is None else None
         for raw, gold, failure in zip(rows["raw_output"].to_list(), rows["gold"].to_list(),
                                       rows["failure"].to_list())
     ]

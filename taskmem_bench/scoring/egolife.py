@@ -8,7 +8,7 @@ Extractions (each a named variant in the result):
   determined from memory"; here the character class runs to that label (``[A-E]``) and E is
   an abstention, the paper's Cov/Prec convention. No match is a parse failure;
 * ``robust``: the harness's final-answer parser (:func:`~taskmem_bench.scoring.verdict.
-  judge_choice`), the one the runner writes into the rows.
+  verdict_choice`), the one the runner writes into the rows.
 
 Acc / Cov / Prec and their stream-clustered intervals come from :mod:`~taskmem_bench.scoring.
 metrics` (parse failures and failed rows are wrong and not abstained). Breakdowns: by the
@@ -32,7 +32,7 @@ import polars as pl
 
 from taskmem_bench.schema import ANSWER_LABELS
 from taskmem_bench.scoring.metrics import Scores, score
-from taskmem_bench.scoring.verdict import Verdict, judge_choice
+from taskmem_bench.scoring.verdict import Verdict, verdict_choice
 
 DAY_SECONDS = 86400.0
 EXTRACTIONS = ("egorag", "robust")
@@ -50,7 +50,7 @@ def egorag_choice(reply: str | None, labels: str = "ABCD") -> str | None:
     return match.group(1) if match else None
 
 
-def judge_egorag(reply: str | None, options: Sequence[str], gold: str) -> Verdict:
+def verdict_egorag(reply: str | None, options: Sequence[str], gold: str) -> Verdict:
     """A verdict by EgoRAG's extraction over the option labels plus the abstain label."""
     abstain = ANSWER_LABELS[len(options)]
     label = egorag_choice(reply, ANSWER_LABELS[: len(options) + 1])
@@ -86,11 +86,11 @@ def score_rows(rows: pl.DataFrame) -> dict[str, Any]:
     buckets = [delay_bucket(t, d) for t, d in
                zip(rows["ask_time"].to_list(), rows["evidence_delay"].to_list())]
     streams = rows["stream_id"].to_list()
-    judges = {"egorag": judge_egorag, "robust": judge_choice}
+    rules = {"egorag": verdict_egorag, "robust": verdict_choice}
     result: dict[str, Any] = {}
     for name in EXTRACTIONS:
         verdicts = [
-            judges[name](reply, opts, gold) if reply is not None and not fail else None
+            rules[name](reply, opts, gold) if reply is not None and not fail else None
             for reply, opts, gold, fail in zip(replies, options, golds, failed)
         ]
         result[name] = {

@@ -5,6 +5,8 @@ which scores a chatty or thinking reader by its formatting rather than its memor
 reads the letter the reply actually commits to, in a fixed order of decreasing trust, and says
 how it found it (``method``) or why it found none (``failure``), so parse-failure rates can be
 reported next to accuracy. The raw reply is kept by the caller; this is a pure function of it.
+The rules below share the label-set patterns and the article/letter tests, and each is read
+against the ones before it, so they stay in one module at about 400 lines.
 
 Order of rules (the first that yields a letter wins):
 
@@ -29,15 +31,7 @@ Order of rules (the first that yields a letter wins):
    exactly its option's text) all name the same letter;
 4. ``option_text``: the whole reply equals exactly one option's text (normalised);
 5. ``abstain_text``: no label token anywhere, and the reply says the memory cannot tell
-   → the abstain label. Anywhere in the reply: "cannot be determined / tell / answer / say /
-   know", "not possible to tell", "unable to determine", "insufficient information", "not
-   enough information", "no information about", "not mentioned in the memory", "the memory
-   does not say / mention / specify", "I don't know which ...". Only as the reply's (or the
-   answer's) whole first sentence: "Unknown.", "Unclear.", "I don't know.", "No idea.".
-   The memory-silence and "I don't know which ..." phrases do not count after an option's
-   text in their sentence ("It was the red circle, which is not mentioned in the memory until
-   later" answers), and a phrase followed by a committing word and an option's text ("cannot
-   be determined, but probably the red circle") is a hedged guess: neither is an abstention;
+   → the abstain label (which phrases count, and where: :mod:`~taskmem_bench.scoring.abstention`);
 6. ``single_letter_token``: exactly one distinct standalone capital label appears.
 
 Failures: ``empty`` (nothing after the thinking part), ``unclosed_think`` (the reply stopped
@@ -47,6 +41,7 @@ distinct label tokens and no rule above decided), ``no_choice`` (no label at all
 Letters are only read as standalone tokens: "A" in "Apple", "E" in "e-mail" and "A" in "A.M."
 are not labels, nor is a sentence-initial article "A person ..." or the pronoun "I". A lowercase
 letter counts only where it cannot be an article ("answer: b", a reply that is just "c").
+Option texts are compared as :mod:`~taskmem_bench.scoring.option_text` normalises them.
 """
 
 from __future__ import annotations
@@ -56,6 +51,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+from taskmem_bench.scoring.abstention import abstains
+from taskmem_bench.scoring.option_text import normalise_answer, unique_option
 
 
 @dataclass(frozen=True)
@@ -82,47 +80,6 @@ _MARKER = re.compile(
     r"|\bmy\s+(?:final\s+)?choice\b|\bI(?:'ll|’ll|'d|’d|\s+will|\s+would)?\s+"
     r"(?:choose|pick|select|go\s+with)\b)" + _LINK
 )
-_MEMORY = r"(?:memory|memories|notes?|context|records?|logs?|entries|transcripts?|video|clips?)"
-# Phrases that say the memory cannot tell, wherever they stand in a reply without a label.
-_ABSTAIN_PHRASE = (
-    r"\b(?:(?:cannot|can\s*not|can['’]?t|could\s*not|couldn['’]?t|unable\s+to|not\s+able\s+to"
-    r"|(?:im|not\s+)possible\s+to|no\s+way\s+to)"
-    r"\s+(?:be\s+)?(?:determined?|answer(?:ed)?|tell|told|infer(?:red)?|say|said|know|known"
-    r"|identif(?:y|ied)|conclude[ds]?)\b"
-    r"|(?:insufficient|(?:not|no|without)\s+(?:\w+\s+){0,2}?(?:enough|sufficient))"
-    r"\s+(?:information|info|evidence|context|details?)\b"
-    r"|no\s+(?:relevant\s+)?(?:information|info|evidence|mention|record)\s+"
-    r"(?:of|about|on|regarding|in)\b"
-    # weak: the memory is silent, or the reader does not know something; these abstain only
-    # where no option's text stands before them in their sentence (see ``_abstains``)
-    r"|(?P<weak>(?:not|never)\s+(?:mentioned|recorded|described|stated|specified)\s+"
-    r"(?:in|by)\s+(?:the\s+|my\s+)?" + _MEMORY + r"\b"
-    r"|(?:the\s+|my\s+)?" + _MEMORY + r"\s+(?:does|do|did)\s*(?:n['’]?t|\s+not)\s+"
-    r"(?:say|mention|specify|state|tell|indicate)\b"
-    r"|I\s+(?:do\s*not|don['’]?t)\s+know\s+(?:which|what|whether|if|how|when|where|who)\b))"
-)
-# Phrases that abstain only as a whole first sentence: "Unknown." but not "an unknown object".
-_ABSTAIN_SHORT = (
-    r"(?:unknown|not\s+known|unclear|undetermined|indeterminate|no\s+idea"
-    r"|I\s+(?:do\s*not|don['’]?t)\s+know(?:\s+the\s+answer)?)"
-    r"(?:\s+(?:from|based\s+on|given|according\s+to|in|with)\s+(?:the\s+|my\s+)?"
-    + _MEMORY
-    + r")?"
-    r"[\s*_`\"')\]]*(?:[.!;\n]|$)"
-)
-_ABSTAIN = re.compile("(?i)" + _ABSTAIN_PHRASE)
-# At the start of an answer (or of the reply): "Answer: it is not possible to tell",
-# "There is not enough information", "I can't tell", "Unknown.".
-_ABSTAIN_AT_START = re.compile(
-    r"(?i)[\s*_`\"'(\[]*(?:(?:(?:the\s+answer|it|this|that|there)\s+(?:(?:is|was)\s+)?"
-    r"|(?:it|that|there)['’]s\s+|I\s+|we\s+)(?:simply\s+|just\s+|really\s+)?)?"
-    r"(?:" + _ABSTAIN_PHRASE + "|" + _ABSTAIN_SHORT + ")"
-)
-# After an abstention phrase, one of these followed by an option's text is a guess.
-_COMMIT = re.compile(
-    r"(?i)\b(?:so|therefore|thus|hence|but|however|though|although|yet|instead|probably"
-    r"|likely|presumably|perhaps|maybe|guess)\b"
-)
 # "A" and "I" followed by a lowercase word are an article / a pronoun, unless the word shows the
 # letter is being talked about ("A is correct").
 _LETTER_VERBS = frozenset(
@@ -140,10 +97,6 @@ _NEGATION = re.compile(
     r"|except|excluding|unlike)\b"
 )
 _NEWLINE = re.compile(r"\n")
-_MARKDOWN = re.compile(r"[*_`#]")
-_EDGE_PUNCT = ".,;:!?\"'()[]{}<> "
-_WS = re.compile(r"\s+")
-_ARTICLE = re.compile(r"^(?:the|an|a)\s+")
 
 
 @dataclass(frozen=True)
@@ -217,7 +170,7 @@ def extract_choice(raw: str, options: Sequence[str], labels: str = "ABCDE") -> E
         return Extraction(None, "none", failure)
 
     option_norm = {
-        label: _normalise(pats.label_prefix.sub("", opt.strip()))
+        label: normalise_answer(pats.label_prefix.sub("", opt.strip()))
         for label, opt in zip(labels, options)
     }
     token_spans = _label_token_spans(text, pats)
@@ -233,7 +186,7 @@ def extract_choice(raw: str, options: Sequence[str], labels: str = "ABCDE") -> E
             return Extraction(None, "none", "ambiguous")
         return Extraction(found[0], found[1], None)
     tokens = [letter for _, letter in token_spans]
-    if not tokens and abstain is not None and _abstains(text, 0, len(text), option_norm, True):
+    if not tokens and abstain is not None and abstains(text, 0, len(text), option_norm, True):
         return Extraction(abstain, "abstain_text", None)
     distinct = set(tokens)
     if len(distinct) == 1:
@@ -316,7 +269,7 @@ def _marker_answer(
             and _WORD_FOLLOWS.match(text, letter.end("letter")) is not None
         )
     ):
-        by_text = _unique_option(_normalise(text[start:eol]), option_norm)
+        by_text = unique_option(normalise_answer(text[start:eol]), option_norm)
         if by_text is not None:
             return by_text, "answer_text"
     if letter is not None:
@@ -328,7 +281,7 @@ def _marker_answer(
         return label, "answer_line"
     if (
         abstain
-        and _abstains(text, start, min(eol, start + 4 * max_len), option_norm, False)
+        and abstains(text, start, min(eol, start + 4 * max_len), option_norm, False)
         and not _any_between(token_pos, start, eol)
     ):
         return abstain, "answer_text"
@@ -366,48 +319,11 @@ def _names_alternative(
         if _WORD_FOLLOWS.match(text, alt.end("letter"), stmt_end) is None:
             return True  # "or B", "or (B) red circle", "or C." : offered as an answer
         # "or B blue square" names B by its text; "or B is wrong", "or A red ..." do not
-        rest = _normalise(text[alt.end("letter") : stmt_end])
+        rest = normalise_answer(text[alt.end("letter") : stmt_end])
         opt = option_norm.get(other)
         if opt and (rest == opt or rest.startswith(opt + " ")):
             return True
     return False
-
-
-def _abstains(
-    text: str, start: int, end: int, option_norm: dict[str, str], anywhere: bool
-) -> bool:
-    """Whether ``text[start:end]`` opens with abstention phrasing (or, with ``anywhere``,
-    contains a phrase that may stand anywhere), and does not go on to a guess: a committing
-    word followed by an option's text ("..., but probably the red circle")."""
-    last = -1
-    at_start = _ABSTAIN_AT_START.match(text, start, end)
-    if at_start is not None:
-        last = at_start.end()
-    if anywhere:
-        for m in _ABSTAIN.finditer(text, max(start, last), end):
-            # "It was the red circle, which is not mentioned in the memory ..." is an answer
-            head = max(start, m.start() - 300)
-            if m["weak"] is None or not _option_before(text, head, m.start(), option_norm):
-                last = m.end()
-    if last < 0:
-        return False
-    commit = _COMMIT.search(text, last, end)
-    return commit is None or not _mentions_option(text[commit.end() : end], option_norm)
-
-
-def _option_before(text: str, start: int, pos: int, option_norm: dict[str, str]) -> bool:
-    """Whether an option's text stands earlier in the sentence that ``pos`` is in."""
-    head = text[start:pos]
-    cut = max(head.rfind(c) for c in ".!?\n")
-    return _mentions_option(head[cut + 1 :], option_norm)
-
-
-def _mentions_option(s: str, option_norm: dict[str, str]) -> bool:
-    norm = _normalise(s)
-    return any(
-        opt and re.search(rf"(?<!\w){re.escape(opt)}(?!\w)", norm)
-        for opt in option_norm.values()
-    )
 
 
 def _any_between(positions: list[int], start: int, end: int) -> bool:
@@ -475,17 +391,12 @@ def _line_label(
         return None
     if any_text and _SEPARATORS.intersection(tail):
         return letter
-    return letter if _normalise(rest) == option_norm.get(letter) else None
+    return letter if normalise_answer(rest) == option_norm.get(letter) else None
 
 
 def _option_text(text: str, option_norm: dict[str, str]) -> tuple[str, str] | None:
-    label = _unique_option(_normalise(text), option_norm)
+    label = unique_option(normalise_answer(text), option_norm)
     return None if label is None else (label, "option_text")
-
-
-def _unique_option(norm: str, option_norm: dict[str, str]) -> str | None:
-    matches = [label for label, opt in option_norm.items() if opt and opt == norm]
-    return matches[0] if len(matches) == 1 else None
 
 
 def _label_token_spans(text: str, pats: _Patterns) -> list[tuple[int, str]]:
@@ -501,8 +412,3 @@ def _label_token_spans(text: str, pats: _Patterns) -> list[tuple[int, str]]:
         out.append((m.start(), letter))
     return out
 
-
-def _normalise(s: str) -> str:
-    """Lowercase, markdown-free, single-spaced, without surrounding punctuation or a leading
-    article, so "The answer is a red circle." meets the option "Red circle"."""
-    return _ARTICLE.sub("", _WS.sub(" ", _MARKDOWN.sub("", s).lower()).strip(_EDGE_PUNCT))

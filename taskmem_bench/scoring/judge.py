@@ -11,8 +11,9 @@ are decided by the caller before the judge and never reach it.
 * Decoding is greedy by default, and each item's seed comes from a hash of its own question,
   gold and answer, so a verdict never depends on which items shared its batch.
 * A judge call that fails is never dropped and never raises: a failed batch is asked again
-  item by item (not once the backend is known to be down: ``BackendUnavailable`` goes to every
-  item not yet judged), and each item that still fails becomes a ``judge_error`` judgment (counted
+  item by item (:func:`~taskmem_bench.isolation.call_isolating`, the runner's rule for plugin
+  calls; not once the backend is known to be down: ``BackendUnavailable`` goes to every item not
+  yet judged), and each item that still fails becomes a ``judge_error`` judgment (counted
   wrong, with the error kept for the report; ``--resume`` judges its stream again); a reply
   that holds no valid verdict is ``unparseable`` (also wrong, with the reply kept).
 * ``max_new_tokens`` (256) suits a judge that answers directly; a thinking judge needs room to
@@ -40,6 +41,7 @@ from taskmem_bench.backends import (
     split_thinking,
 )
 from taskmem_bench.backends.identity import model_identity
+from taskmem_bench.isolation import call_isolating
 
 JUDGE_SYSTEM = (
     "You grade answers to questions about first-person videos. You compare a candidate answer "
@@ -164,10 +166,10 @@ def _verdict(found: dict[str, Any]) -> tuple[str, int] | None:
     return pred, int(score)
 
 
-def judgment_of(reply: str | Exception) -> Judgment:
+def judgment_of(reply: str | BaseException) -> Judgment:
     """The judgment a judge reply gives (``judged`` or ``unparseable``), or a failed call's
     (``judge_error``, the exception's type and first line kept)."""
-    if isinstance(reply, Exception):
+    if isinstance(reply, BaseException):
         first = (str(reply).strip().splitlines() or [""])[0]
         error = f"{type(reply).__name__}: {first}" if first else type(reply).__name__
         return Judgment("judge_error", None, None, None, error=error)
@@ -217,28 +219,14 @@ class LLMJudge:
             )
             for item in items
         ]
-        replies = self._generate(requests)
-        failed = [r for r in replies if isinstance(r, Exception)]
-        if len(requests) > 1 and failed and not isinstance(failed[0], BackendUnavailable):
-            # one bad request sinks a batch (the openai client raises on it): ask each item
-            # alone so only the items that fail on their own are lost (replies cached so far
-            # are not asked for again); a backend that is down would only fail each again
-            replies = []
-            for request in requests:
-                down = next((r for r in replies if isinstance(r, BackendUnavailable)), None)
-                replies.append(down or self._generate([request])[0])
+        replies = call_isolating(self._generate, requests, "the judge backend's generate()",
+                                 whole_batch=(BackendUnavailable,))
         return [judgment_of(reply) for reply in replies]
 
-    def _generate(self, requests: list[ChatRequest]) -> list[str | Exception]:
-        """The replies, or the exception in every place when the call fails (loading
-        included): a failed judge call is reported per item, never raised."""
-        try:
-            generations = get_backend(self.config).generate(requests)
-            if len(generations) != len(requests):
-                raise RuntimeError(f"{len(generations)} replies for {len(requests)} requests")
-        except Exception as err:  # noqa: BLE001
-            return [err] * len(requests)
-        return [g.text for g in generations]
+    def _generate(self, requests: list[ChatRequest]) -> list[str]:
+        """The replies; loading the backend is part of the call, so a judge model that cannot
+        be loaded fails its items like any failed call."""
+        return [g.text for g in get_backend(self.config).generate(requests)]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,7 +1,9 @@
-"""From a reader's raw reply to a per-question verdict.
+"""From a reader's raw reply to a per-question verdict: the rules, with no model involved.
 
-Takes plain values (reply, options, gold, judgment) rather than dataset records so that the
-leaderboard can re-score a submitted bundle's rows with exactly the functions the runner used.
+Multiple choice is decided by the robust final-answer parser; an open answer by the LLM judge's
+judgment (:mod:`~taskmem_bench.scoring.judge`), which :meth:`~taskmem_bench.scoring.base.
+Scoring.score` asks for and hands in. Plain values (reply, options, gold, judgment) rather than
+dataset records, so that the leaderboard re-scores a bundle's rows with the runner's rules.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Verdict:
     """How the answer was found (e.g. ``answer_line``), or why none was (e.g. ``no_choice``)."""
 
 
-def judge_choice(raw: str, options: Sequence[str], gold: str) -> Verdict:
+def verdict_choice(raw: str, options: Sequence[str], gold: str) -> Verdict:
     """Multiple choice: the robust final-answer parser, then comparison with the gold label.
     The label after the last option is the abstention."""
     abstain = ANSWER_LABELS[len(options)]
@@ -47,7 +49,14 @@ def open_reply(raw: str, abstain_text: str) -> tuple[str, bool]:
     return answer, is_abstention(answer, abstain_text)
 
 
-def judge_open(raw: str, abstain_text: str, judgment: Judgment | None) -> Verdict:
+def answer_to_judge(raw: str, abstain_text: str) -> str | None:
+    """The open reply's final answer for the LLM judge to decide, or None when it abstains or
+    is empty (:func:`verdict_open` decides those without a judgment)."""
+    answer, abstained = open_reply(raw, abstain_text)
+    return answer if not abstained and answer.strip() else None
+
+
+def verdict_open(raw: str, abstain_text: str, judgment: Judgment | None) -> Verdict:
     """Open answer: an abstention or an empty answer needs no judge; any other answer is as
     correct as the LLM judge says, and an unparseable or failed judgment is wrong (not
     abstained), its status kept in ``method``."""

@@ -12,9 +12,10 @@ the model args among them, so :func:`load_run` takes ``**_``.
 Nothing here re-implements the harness: the prompt is the paper reader's
 (:func:`taskmem_bench.readers.prompts.render_prompt`, one user message, so pass
 ``--apply_chat_template`` as the harness always applies it, and no ``--system_instruction``),
-snapshots are rebuilt and their digests checked by the leaderboard's own code, and replies are
-judged by the runner's :func:`~taskmem_bench.scoring.verdict.judge_choice`. With the run's reader
-model, lm-eval's Acc and per-question answers are the run's (``same_as_run`` = 1) when:
+snapshots are rebuilt and their digests checked as the leaderboard checks them
+(:func:`taskmem_bench.memorylog.row_snapshots`), and replies are judged by the runner's
+:func:`~taskmem_bench.scoring.verdict.verdict_choice`. With the run's reader model, lm-eval's
+Acc and per-question answers are the run's (``same_as_run`` = 1) when:
 
 * the run has no failed rows (the harness counts them wrong; lm-eval re-asks a question whose
   reader failed and leaves out one whose stream failed, with a warning);
@@ -39,14 +40,13 @@ import datasets
 import polars as pl
 from lm_eval.api.task import ConfigurableTask
 
-from leaderboard.bundle import memory_frame
-from leaderboard.validate import check_memory
 from taskmem_bench.memory import MemoryEntry, MemorySnapshot
+from taskmem_bench.memorylog import row_snapshots
 from taskmem_bench.readers.base import ReaderInput
 from taskmem_bench.readers.paper import PaperReader, PaperReaderConfig
 from taskmem_bench.readers.prompts import render_prompt
 from taskmem_bench.results import RunDir
-from taskmem_bench.scoring.verdict import judge_choice
+from taskmem_bench.scoring.verdict import verdict_choice
 
 log = logging.getLogger(__name__)
 SPLIT = "test"
@@ -85,14 +85,13 @@ def finished_run(run_dir: str | None) -> RunDir:
 def reader_config(run: RunDir) -> PaperReaderConfig:
     """The run's paper-reader decoding settings; a run read by another reader (or by a vote
     over samples) is still scored, with a warning that the harness's answers will differ."""
-    manifest = json.loads(run.manifest_path.read_text())
-    reader = manifest["reader"]
-    if reader["name"] != PaperReader.name or reader.get("prompt_hash") != PaperReader.prompt_hash():
+    reader = run.manifest().reader
+    if reader.name != PaperReader.name or reader.prompt_hash != PaperReader.prompt_hash():
         log.warning("run %s was read by reader %r (prompt %s), not this package's paper reader: "
                     "lm-eval asks the paper reader's prompt, so its answers are not the run's",
-                    run.path, reader["name"], reader.get("prompt_hash"))
+                    run.path, reader.name, reader.prompt_hash)
     known = {f.name for f in dataclasses.fields(PaperReaderConfig)}
-    config = PaperReaderConfig(**{k: v for k, v in reader["config"].items() if k in known})
+    config = PaperReaderConfig(**{k: v for k, v in reader.config.items() if k in known})
     if config.samples > 1:
         log.warning("run %s voted over %d samples; lm-eval asks once per question",
                     run.path, config.samples)
@@ -104,7 +103,8 @@ def load_run(run_dir: str | None = None, **_: Any) -> datasets.DatasetDict:
     each snapshot is rebuilt from the memory log and its digest checked."""
     run = finished_run(run_dir)
     rows = pl.read_parquet(run.rows_path)
-    snapshots = check_memory(rows, memory_frame(run))
+    logs = {log.stream_id: log for log in run.memory_logs().values()}
+    snapshots = row_snapshots(rows, logs)
     skipped = rows.height - len(snapshots)
     if skipped:
         log.warning("%d of %d questions of %s have no memory snapshot (their stream failed) "
@@ -144,10 +144,10 @@ def doc_to_text(doc: dict[str, Any]) -> str:
 
 
 def parse(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
-    """Filter: each reply's parsed letter, as the runner's ``judge_choice`` reads it ("" when
+    """Filter: each reply's parsed letter, as the runner's ``verdict_choice`` reads it ("" when
     none parses); this is what ``--log_samples`` shows as ``filtered_resps``."""
     return [
-        judge_choice(replies[0], doc["options"], doc["gold"]).parsed or ""
+        verdict_choice(replies[0], doc["options"], doc["gold"]).parsed or ""
         for replies, doc in zip(resps, docs, strict=True)
     ]
 
@@ -155,8 +155,8 @@ def parse(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """Acc and Cov as ``taskmem-bench report`` counts them (a parse failure is wrong and not an
     abstention), the parse-failure rate, and agreement with the run's own parsed answers.
-    ``judge_choice`` of the parsed letter (a bare letter, or "") gives the reply's verdict."""
-    verdict = judge_choice(results[0], doc["options"], doc["gold"])
+    ``verdict_choice`` of the parsed letter (a bare letter, or "") gives the reply's verdict."""
+    verdict = verdict_choice(results[0], doc["options"], doc["gold"])
     return {
         "acc": float(verdict.correct),
         "coverage": float(not verdict.abstained),

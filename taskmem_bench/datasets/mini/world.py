@@ -351,11 +351,11 @@ class _Simulation:
 
     def signs(self) -> tuple[SignWord, ...]:
         words = [SIGN_WORDS[i] for i in self.rng.permutation(len(SIGN_WORDS))]
-        shown = []
+        placed = []
         for word, (t0, t1) in zip(words, self.timeline(3.0, (9.0, 16.0), (1.5, 3.5), len(words))):
-            shown.append(SignWord(word, t0, t1))
+            placed.append(SignWord(word, t0, t1))
             self.fact(t0, t1, "text", "sign", say.sign_shows(word), word=word)
-        return tuple(shown)
+        return tuple(placed)
 
     def groups(self) -> tuple[Group, ...]:
         windows = self.timeline(6.0, (8.0, 14.0), (3.0, 7.0), len(self.group_items))
