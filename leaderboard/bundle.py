@@ -40,11 +40,11 @@ from urllib.parse import urlsplit
 import polars as pl
 
 import taskmem_bench
-from leaderboard.errors import printable_name
 from leaderboard.parquet import KiB, MiB, TableCaps, TableError, read_table
 from taskmem_bench.memorylog import MEMORY_SCHEMA, memory_frame
 from taskmem_bench.results import ROW_SCHEMA, RunDir, write_atomic
 from taskmem_bench.taskconfig import INT64_RANGE
+from taskmem_bench.untrusted import printable_name
 
 BUNDLE_SCHEMA = 1
 HEADER, MANIFEST, SUMMARY, ROWS, MEMORY, CHECKSUMS = (
@@ -87,7 +87,7 @@ class Bundle:
     """A bundle read back and checked for form (schema, checksums), not yet for truth."""
 
     source: str
-    """The archive's file name, for messages (``errors.printable_name``: control characters escaped)."""
+    """The archive's file name, for messages (``untrusted.printable_name``: control characters escaped)."""
     digest: str
     """sha256 of SHA256SUMS, which pins every other member: the bundle's identity."""
     header: Mapping[str, Any]

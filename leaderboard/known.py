@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from leaderboard.names import check_names
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.manifest import MANIFEST_VERSION, Manifest
@@ -27,6 +27,7 @@ from taskmem_bench.taskconfig import (
     load_task,
     validate,
 )
+from taskmem_bench.untrusted import show
 
 FREE_TASK_KEYS = ("description", "reader", "reader_args", "dataset_args", "side_channels.allowed")
 """Task-config keys a run may set differently from the shipped task: the reader (it decides the

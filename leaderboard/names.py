@@ -17,10 +17,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from leaderboard.tracks import CONTROL_POLICIES
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.readers import available_readers
+from taskmem_bench.untrusted import show
 
 LOOKS_LATIN = str.maketrans({
     # Cyrillic

@@ -21,12 +21,13 @@ from typing import Any
 import polars as pl
 
 from leaderboard.bundle import Bundle
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.schema import ScoringSpec
-from taskmem_bench.taskconfig import validate
+from taskmem_bench.taskconfig import TaskConfig, validate
+from taskmem_bench.untrusted import show
 
 PLANNED_FIELDS = {
     "stream_id": pl.String, "question_id": pl.String, "question": pl.String,
@@ -60,9 +61,11 @@ class Coverage:
         return None if self.full else self.streams
 
 
-def dataset_split(m: Manifest) -> list[PlannedStream] | None:
-    """Every stream of the run's dataset split, or None when the adapter cannot list them."""
-    adapter = load_adapter(m.dataset.name)()
+def dataset_split(m: Manifest, shipped: TaskConfig) -> list[PlannedStream] | None:
+    """Every stream of the run's dataset split (the shipped task's dataset, under the config
+    the manifest states: nothing the bundle names is imported), or None when the adapter cannot
+    list them."""
+    adapter = load_adapter(shipped.dataset)()
     return adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
 
 

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.readers import Reader, available_readers, load_reader
 from taskmem_bench.readers.base import ReaderInput
 from taskmem_bench.taskconfig import ConfigError, validate
+from taskmem_bench.untrusted import show
 
 
 def reproducible_reader(m: Manifest) -> Reader | None:

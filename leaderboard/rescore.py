@@ -14,10 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from taskmem_bench.schema import ANSWER_LABELS, ScoringSpec
 from taskmem_bench.scoring.base import VERDICT_BY, Judge, Scoring, ScoringItem
 from taskmem_bench.scoring.judge import JudgeItem, Judgment, judgment_of
+from taskmem_bench.untrusted import show
 
 VERDICT_FIELDS = ("parsed", "correct", "abstained", "parse_failed")
 

@@ -41,10 +41,10 @@ from leaderboard import plots, tables
 from leaderboard.accepted import AcceptedRun, Rejection
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
 from leaderboard.display import published_rows, redact_paths
-from leaderboard.errors import printable_name
 from leaderboard.tracks import TRACKS
 from leaderboard.validate import validate_all
 from taskmem_bench.taskconfig import load_task
+from taskmem_bench.untrusted import printable_name
 
 MARKER = ".taskmem-leaderboard"
 """Marks a folder as a built site, which the next build may replace."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.memorylog import MemoryLog, MemoryLogError, row_snapshots
+from taskmem_bench.untrusted import show
 
 
 def check_memory(rows: pl.DataFrame, memory: pl.DataFrame) -> dict[str, MemorySnapshot]:

@@ -16,28 +16,31 @@ from typing import Any
 import polars as pl
 
 from leaderboard.bundle import Bundle
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from leaderboard.plan_check import video_hours
 from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.memory import count_tokens
 from taskmem_bench.results import summarize
 from taskmem_bench.scoring.metrics import Scores, score_rows
+from taskmem_bench.taskconfig import TaskConfig
+from taskmem_bench.untrusted import show
 
 TOLERANCE = 1e-9
 
 
 def check_summary(
-    bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | None
+    bundle: Bundle, m: Manifest, shipped: TaskConfig, plan: Sequence[PlannedStream] | None
 ) -> tuple[Scores, float]:
-    """The summary states what ``results.summarize`` computes from the rows; returns the scores
-    and the video hours (``plan_check.video_hours``)."""
+    """The summary states what ``results.summarize`` computes from the rows with the shipped
+    task's scoring (never one the bundle names: nothing it names is imported); returns the
+    scores and the video hours (``plan_check.video_hours``)."""
     summary = bundle.summary
     for key, value in (("task", m.task.name), ("policy", m.policy.name), ("reader", m.reader.name)):
         if summary.get(key) != value:
             raise Rejected(f"summary.json {key} is not the manifest's")
     try:
-        expected = summarize(bundle.rows, {}, scoring=str(m.task.config.get("scoring")))
+        expected = summarize(bundle.rows, {}, scoring=shipped.scoring)
     except ValueError as exc:  # contradictory flags: score() names them
         raise Rejected(f"rows cannot be scored: {exc}") from None
     problem = _mismatch(summary, expected, "")

@@ -15,11 +15,12 @@ import json
 
 import polars as pl
 
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.policy import available_policies
 from taskmem_bench.readers import Reader, load_reader
 from taskmem_bench.taskconfig import TaskConfig, validate
+from taskmem_bench.untrusted import show
 
 CONTROL_POLICIES = ("blind", "oracle", "oracle-priority", "recent-frames")
 FIXED, OPEN, CONTROL = "fixed-reader", "open", "control"

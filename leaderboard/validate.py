@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from leaderboard.accepted import AcceptedRun, Rejection
 from leaderboard.bundle import Bundle
 from leaderboard.duplicates import resolve_duplicates
-from leaderboard.errors import Rejected, show
+from leaderboard.errors import Rejected
 from leaderboard.known import check_known
 from leaderboard.plan_check import (
     abstain_texts,
@@ -51,6 +51,7 @@ from leaderboard.summary import check_summary
 from leaderboard.tracks import check_control_policy, check_control_reader, track
 from taskmem_bench.manifest import Manifest, ManifestError
 from taskmem_bench.scoring.base import load_scoring
+from taskmem_bench.untrusted import show
 
 
 def validate_all(bundles: Iterable[Bundle]) -> tuple[list[AcceptedRun], list[Rejection]]:
@@ -83,10 +84,10 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
     reader = reproducible_reader(manifest)
     check_control_reader(manifest, run_track, reader)
     check_rows(bundle.rows, manifest)
-    split = dataset_split(manifest)
+    split = dataset_split(manifest, shipped)
     plan = within_limit(split, manifest.limit)
     covered = coverage(manifest, check_streams(bundle, manifest, plan), split)
-    scores, hours = check_summary(bundle, manifest, plan)
+    scores, hours = check_summary(bundle, manifest, shipped, plan)
     check_verdicts(bundle.rows, load_scoring(shipped.scoring)(), abstain_texts(bundle.rows, plan))
     snapshots = check_memory(bundle.rows, bundle.memory)
     if reader is not None:

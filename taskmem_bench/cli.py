@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from leaderboard.bundle import BundleError, export_bundle, read_bundle
+from leaderboard.errors import Rejected
 from leaderboard.site import SiteError, build_site
-from leaderboard.validate import Rejected, validate_bundle
+from leaderboard.validate import validate_bundle
 from taskmem_bench.backends.lmeval import task_folder
 from taskmem_bench.media import MediaError
 from taskmem_bench.plan import RunPlan, build_plan, overridable_sections
@@ -176,7 +177,8 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
     out.print(table(
-        [report_record(outcome.run_dir, outcome.summary) for outcome in outcomes],
+        [report_record(outcome.run_dir, outcome.summary, plan.scoring)
+         for plan, outcome in zip(plans, outcomes)],
         title=f"{task.name} — results in {out_root}",
     ))
     failed = [o for o in outcomes if _report_failures(o)]

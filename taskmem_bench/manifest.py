@@ -10,9 +10,9 @@ invoked; each resume appends its own to ``resumes``, and the loaded models' ``ba
 added once known.
 
 Reading is strict (no coercion: ``"0"`` is not a seed) and names the first bad field
-(``ManifestError``). Sections nothing reads back (configs, hardware, the dataset's file hashes)
-are plain JSON objects, and keys this version does not know are kept, so a manifest written
-through the model is the JSON it was given.
+(``ManifestError``: one line, whatever the manifest's keys hold). Sections nothing reads back
+(configs, hardware, the dataset's file hashes) are plain JSON objects, and keys this version
+does not know are kept, so a manifest written through the model is the JSON it was given.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
+from taskmem_bench.untrusted import cut, printable_name
 
 MANIFEST_VERSION = 1
 UNHASHED_PLAN_KEYS = ("run", "dataset_details")
@@ -153,8 +155,7 @@ class Manifest(RecordPart, PlanPart):
             return cls.model_validate(dict(manifest))
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"]))
-            raise ManifestError(f"manifest.json: {where}: {first['msg']}") from None
+            raise ManifestError(f"manifest.json: {_where(first['loc'])}: {first['msg']}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON values, exactly the keys it was given."""
@@ -170,6 +171,13 @@ class Manifest(RecordPart, PlanPart):
         given = other.to_json()
         resume = {key: given.get(key) for key in Resume.model_fields}
         return self.updated(resumes=[*self.to_json().get("resumes", []), resume])
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    """A field's place as a dotted path for the one-line reason. Its keys may be a bundle's
+    (a ``libraries`` key), so each is escaped (``untrusted.printable_name``: no newline or bidi
+    control gets through) and the path is cut short."""
+    return cut(".".join(printable_name(str(part)) for part in location), 160)
 
 
 _NOT_HASHED = {"manifest_version", "plan_hash", "resumes", "backends", *RecordPart.model_fields,

@@ -24,7 +24,7 @@ from taskmem_bench.policy import Policy, load_policy
 from taskmem_bench.readers import Reader, load_reader
 from taskmem_bench.schema import Episode, MemoryBudget
 from taskmem_bench.scoring.judge import JudgeConfig, LLMJudge
-from taskmem_bench.scoring.base import load_scoring
+from taskmem_bench.scoring.base import Scoring, load_scoring
 from taskmem_bench.taskconfig import (
     ConfigError,
     Overridable,
@@ -70,6 +70,11 @@ class RunPlan:
     def memory_view(self) -> MemoryView:
         """What the reader is shown of each snapshot: the task's ``memory_view``."""
         return load_memory_view(self.task.memory_view)
+
+    @cached_property
+    def scoring(self) -> Scoring:
+        """What turns the reader's replies into verdicts: the task's ``scoring``."""
+        return load_scoring(self.task.scoring)()
 
     def episodes(self, release: DatasetRelease) -> tuple[Episode, ...]:
         """The release's episodes this plan runs: the first ``limit`` of them."""

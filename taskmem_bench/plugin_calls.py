@@ -1,5 +1,5 @@
 """How the runner calls a policy or a reader: under a deadline, a batch at a time, and what a
-failure costs.
+failure costs; and what it accepts back from a reader or a scoring.
 
 A plugin that raises (``SystemExit`` included), returns the wrong thing, runs past
 ``call_timeout_s`` or cannot be constructed costs only the streams or questions it was called
@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 from taskmem_bench.backends.base import BackendUnavailable
 from taskmem_bench.isolation import call_isolating
 from taskmem_bench.readers import ReaderOutput
+from taskmem_bench.scoring.base import ScoredAnswer
+from taskmem_bench.scoring.judge import Judgment
+from taskmem_bench.scoring.verdict import Verdict
 
 T = TypeVar("T")
 
@@ -128,13 +131,32 @@ def constructed(
 def checked_output(result: object) -> ReaderOutput | BaseException:
     """A reader's result as the runner accepts it: a ``ReaderOutput`` holding a ``str``, or an
     exception (its question's ``reader_error``) naming what came instead."""
-    if isinstance(result, BaseException):
-        return result
-    if not isinstance(result, ReaderOutput):
-        return TypeError(f"answer() must return ReaderOutput objects, got {type(result).__name__}")
-    if not isinstance(result.raw, str):
+    if isinstance(result, ReaderOutput) and not isinstance(result.raw, str):
         return TypeError(f"ReaderOutput.raw must be a str, got {type(result.raw).__name__}")
-    return result
+    return _of_type(result, ReaderOutput, "answer()")
+
+
+def checked_verdict(result: object) -> ScoredAnswer | BaseException:
+    """A scoring's result for one reply as the runner accepts it: a ``ScoredAnswer`` of the
+    types its row needs, or an exception (its question's ``scoring_error``) naming what came
+    instead, so a plugin scoring that returns ``None`` or a dict for one reply costs that
+    question, not the run."""
+    if isinstance(result, ScoredAnswer) and not (
+        isinstance(result.verdict, Verdict)
+        and isinstance(result.judgment, Judgment | None)
+        and isinstance(result.variants, str | None)
+    ):
+        got = ", ".join(type(value).__name__
+                        for value in (result.verdict, result.judgment, result.variants))
+        return TypeError("a ScoredAnswer holds a Verdict, a Judgment or None and a str or None; "
+                         f"got {got}")
+    return _of_type(result, ScoredAnswer, "score()")
+
+
+def _of_type(result: object, cls: type[T], what: str) -> T | BaseException:
+    if isinstance(result, (cls, BaseException)):
+        return result
+    return TypeError(f"{what} must return {cls.__name__} objects, got {type(result).__name__}")
 
 
 def failure_text(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from taskmem_bench.scoring.base import headline
+from taskmem_bench.scoring.base import Scoring, headline
 
 REPORT_FIELDS = (
     "task", "policy", "reader", "n", "acc", "acc_ci_low", "acc_ci_high", "cov", "cov_ci_low",
@@ -17,10 +17,14 @@ REPORT_FIELDS = (
 )
 
 
-def report_record(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """The paper's numbers, the dataset's own headline figures (``scoring.variants``), where."""
-    return ({key: summary.get(key) for key in REPORT_FIELDS} | headline(summary.get("scoring"))
-            | {"run_dir": str(run_dir)})
+def report_record(
+    run_dir: Path, summary: dict[str, Any], scoring: Scoring | None = None
+) -> dict[str, Any]:
+    """The paper's numbers, the dataset's own headline figures (``scoring.variants``), where.
+    The figures are ``scoring``'s, the run's own where the caller ran it, else those of the
+    registered scoring the summary names (``scoring.base.headline``)."""
+    return ({key: summary.get(key) for key in REPORT_FIELDS}
+            | headline(summary.get("scoring"), scoring) | {"run_dir": str(run_dir)})
 
 
 def pct(value: float | None) -> str:

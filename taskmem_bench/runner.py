@@ -40,6 +40,7 @@ from taskmem_bench.plugin_calls import (
     CallGuard,
     call_batch,
     checked_output,
+    checked_verdict,
     constructed,
     failure_text,
 )
@@ -50,7 +51,7 @@ from taskmem_bench.results import RunDir
 from taskmem_bench.run_summary import Timing, write_summary
 from taskmem_bench.schedule import Checkpoint, LiveStream, causal_order, round_batches
 from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
-from taskmem_bench.scoring.base import ScoredAnswer, ScoringItem, load_scoring
+from taskmem_bench.scoring.base import RememberingJudge, ScoredAnswer, ScoringItem
 from taskmem_bench.scoring.judge import JudgeItem, Judgment, LLMJudge
 from taskmem_bench.taskconfig import ConfigError
 
@@ -113,7 +114,7 @@ class StreamingRunner:
         self.unusable = policy_failure or reader_failure  # every stream's failure, if any
         self.policy_calls = CallGuard("policy", plan.settings.call_timeout_s)
         self.reader_calls = CallGuard("reader", plan.settings.call_timeout_s)
-        self.scoring = load_scoring(plan.task.scoring)()
+        self.scoring = plan.scoring
         self.on_progress = on_progress  # ("clip" | "question" | "stream", stream id) done
         self.timing = Timing()
         self.rounds = 0
@@ -251,7 +252,9 @@ class StreamingRunner:
     ) -> list[ScoredAnswer | BaseException | None]:
         """The scoring's verdicts on the replies, in one batch (the LLM judge included);
         ``None`` where the reader failed. The scoring keeps a reply that breaks it to its own
-        question; a plugin scoring whose whole batch raises is asked item by item."""
+        question; a plugin scoring whose whole batch raises is asked item by item, with the
+        judgments already made replayed (``RememberingJudge``), and a result that is not a
+        ``ScoredAnswer`` fails its question (``checked_verdict``)."""
         answered = [i for i, output in enumerate(outputs) if isinstance(output, ReaderOutput)]
         items = []
         for i in answered:
@@ -259,13 +262,13 @@ class StreamingRunner:
             gold = stream.episode.hidden[question.id].gold
             items.append(ScoringItem(question.text, question.options, gold, outputs[i].raw,
                                      question.scoring))
-        score = functools.partial(self.scoring.score,
-                                  judge=self._judge if self.judge is not None else None)
+        judge = RememberingJudge(self._judge) if self.judge is not None else None
+        score = functools.partial(self.scoring.score, judge=judge)
         verdicts = call_isolating(score, items, "score()", whole_batch=(),
                                   failures=PLUGIN_FAILURES) if items else []
         scored: list[ScoredAnswer | BaseException | None] = [None] * len(outputs)
         for i, verdict in zip(answered, verdicts, strict=True):
-            scored[i] = verdict
+            scored[i] = checked_verdict(verdict)
         return scored
 
     def _judge(self, items: Sequence[JudgeItem]) -> Sequence[Judgment]:

@@ -109,17 +109,15 @@ class TaskConfig:
     memory_view: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
-        """The task as a run's manifest records it (JSON values), and as ``hash`` hashes it.
+        """The task as a run's manifest records it (JSON values), for a task whose
+        ``dataset_args`` and ``reader_args`` are given: a loaded one. A plan's task has them
+        resolved into its configs instead, so its record is ``RunPlan.task_record``.
         ``policy_args`` and ``judge_args`` are left out: a run records the configs they went
         into (the manifest's ``policy.config``, ``judge.config``), and so a task without them
         records what it recorded before they existed."""
         record = json.loads(json.dumps(dataclasses.asdict(self)))
         del record["policy_args"], record["judge_args"]
         return record
-
-    @property
-    def hash(self) -> str:
-        return config_hash(self.to_dict())
 
 
 def config_hash(payload: Any) -> str:

@@ -389,6 +389,7 @@ def test_score_rows_reproduces_hand_computed_anls() -> None:
         "gold": ["The oil remover spray.", "Three times.", "On the cutting board.",
                  "A wiping cloth. ", "Open the fridge."],
         "failure": [None, None, None, None, "reader_error"],
+        "abstained": [False, True, False, False, None],
         "tags": [json.dumps({"question_type": t}) for t in
                  ("object-specific action", "counting actions", "locating object",
                   "object-specific action", "future action prediction")],
@@ -402,3 +403,18 @@ def test_score_rows_reproduces_hand_computed_anls() -> None:
     osa = result["by_question_type"]["object-specific action"]
     assert osa["n"] == 2 and osa["anls"] == pytest.approx(((1 - 1 / 22) + (1 - 1 / 16)) / 2)
     assert result["by_question_type"]["counting actions"]["cov"] == 0.0
+
+
+def test_the_anls_proxy_counts_the_abstentions_the_verdicts_counted() -> None:
+    """A question with its own abstain text: the proxy follows each row's verdict, not the
+    default phrase."""
+    rows = pl.DataFrame({
+        "raw_output": ["Answer: Cannot tell", "Answer: Insufficient Information"],
+        "gold": ["Two cups.", "Insufficient Information"],
+        "failure": [None, None],
+        "abstained": [True, False],
+        "tags": [json.dumps({"question_type": "counting actions"})] * 2,
+    })
+    result = proxy.score_rows(rows)
+    assert (result["abstained"], result["cov"]) == (1, 0.5)
+    assert result["anls"] == pytest.approx(1 / 2)  # the second reply matches its gold

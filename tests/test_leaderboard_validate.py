@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,11 +16,13 @@ from leaderboard.bundle import read_bundle
 from leaderboard.errors import Rejected
 from leaderboard.tracks import CONTROL, FIXED, OPEN
 from leaderboard.validate import validate_all, validate_bundle
-from leaderboard.plan_check import planned_rows
+from leaderboard.plan_check import dataset_split, planned_rows, within_limit
+from leaderboard.summary import check_summary
 from leaderboard_support import Parts, consistent, rename_policy, rewrite_bundle, tamper_accuracy
 from taskmem_bench.datasets.mini import Config, MiniDataset
+from taskmem_bench.manifest import Manifest
 from taskmem_bench.readers.cpu import CpuReader
-from taskmem_bench.taskconfig import config_hash
+from taskmem_bench.taskconfig import config_hash, load_task
 
 
 def test_real_runs_are_accepted_on_their_tracks(leaderboard_bundles: dict[str, Path]) -> None:
@@ -356,3 +360,23 @@ def test_a_blind_control_with_memory_is_rejected(
     forged = rewrite_bundle(leaderboard_bundles["blind"], tmp_path / "b.tar.gz", remember)
     with pytest.raises(Rejected, match="a blind control writes no memory"):
         validate_bundle(read_bundle(forged))
+
+
+def test_the_checks_use_the_shipped_tasks_scoring_and_dataset_never_those_a_bundle_names(
+    leaderboard_bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code a bundle names is never imported: the plan and the summary come from the shipped
+    task's dataset and scoring, even where the manifest names others (``check_known`` refuses
+    such a manifest first; this holds without it)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "named_by_a_bundle.py").write_text("raise SystemExit('imported')\n")
+    bundle = read_bundle(leaderboard_bundles["oracle"])
+    raw = json.loads(json.dumps(bundle.manifest))
+    raw["task"]["config"]["scoring"] = "named_by_a_bundle:Scoring"
+    raw["dataset"]["name"] = "named_by_a_bundle:Dataset"
+    manifest, shipped = Manifest.parse(raw), load_task("mini")
+    plan = within_limit(dataset_split(manifest, shipped), manifest.limit)
+    scores, _ = check_summary(bundle, manifest, shipped, plan)
+    assert len(plan) == 2 and scores.n == bundle.summary["n"]
+    assert "named_by_a_bundle" not in sys.modules
+

@@ -67,6 +67,20 @@ def test_a_malformed_manifest_is_refused_naming_its_first_bad_field(path: str, v
     assert str(refused.value) == reason
 
 
+@pytest.mark.parametrize("key", ["evil\nSECOND LINE \u202e", "x" * 10_000])
+def test_a_bad_field_under_a_bundles_own_key_is_named_on_one_printable_line(key: str) -> None:
+    """The manifest's keys are untrusted: one that holds a newline or a bidi control is escaped
+    in the reason, and a long one is cut short."""
+    raw = _committed_manifest()
+    raw["libraries"] = {key: 1}
+    with pytest.raises(ManifestError) as refused:
+        Manifest.parse(raw)
+    reason = str(refused.value)
+    assert reason.isprintable() and len(reason) < 250
+    assert reason.startswith("manifest.json: libraries.")
+    assert reason.endswith(": Input should be a valid string")
+
+
 def _replanned(manifest: Manifest, **sections: Any) -> Manifest:
     raw = manifest.to_json() | sections
     return Manifest.parse(raw | {"plan_hash": config_hash(hashed_plan(raw))})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from leaderboard.rescore import rescore_row
 from taskmem_bench.backends.base import BackendUnavailable
 from taskmem_bench.isolation import call_isolating
 from taskmem_bench.datasets import DatasetRelease
+from taskmem_bench.plugin_calls import checked_verdict
 from taskmem_bench.plugins import UnknownPluginError
 from taskmem_bench.readers import ReaderInput, ReaderOutput
 from taskmem_bench.schema import ScoringSpec
@@ -123,19 +125,95 @@ class BoomReader(SpyReader):
                 for i in inputs]
 
 
-def test_a_plugin_scoring_that_breaks_its_batch_costs_only_its_questions(
-    coded_release: DatasetRelease, tmp_path: Path
+class NoVerdictScoring(Scoring):
+    """A plugin scoring that gives back ``instead`` for a reply it cannot score, not raising."""
+
+    instead: object = None
+
+    def score(self, items: Sequence[ScoringItem], judge=None) -> list:
+        return [self.instead if "BOOM" in item.raw else scored
+                for item, scored in zip(items, super().score(items, judge))]
+
+
+class DictVerdictScoring(NoVerdictScoring):
+    instead = {"correct": True}
+
+
+@pytest.mark.parametrize(("scoring", "error"), [
+    ("BatchBreakingScoring", "RecursionError: the scorer gave up"),
+    ("NoVerdictScoring", "TypeError: score() must return ScoredAnswer objects, got NoneType"),
+    ("DictVerdictScoring", "TypeError: score() must return ScoredAnswer objects, got dict"),
+])
+def test_a_plugin_scoring_that_fails_a_reply_costs_only_its_questions(
+    coded_release: DatasetRelease, tmp_path: Path, scoring: str, error: str
 ) -> None:
+    """Raising on its batch, or giving back something that is not a verdict for one reply."""
     plan = make_plan(FrameDigestPolicy, SpyReader, batch_size=4, streams_in_flight=4)
-    task = dataclasses.replace(plan.task, scoring=f"{__name__}:BatchBreakingScoring")
+    task = dataclasses.replace(plan.task, scoring=f"{__name__}:{scoring}")
     outcome = run_plan(dataclasses.replace(plan, task=task), coded_release, tmp_path,
                        reader=BoomReader())
     rows = pl.read_parquet(outcome.run_dir / "rows.parquet")
     bad = rows.filter(pl.col("stream_id") == "coded-1")
     assert bad["failure"].to_list() == ["scoring_error", "scoring_error"]
-    assert "RecursionError: the scorer gave up" in bad["error"][0]
+    assert error in bad["error"][0]
     assert rows.filter(pl.col("stream_id") != "coded-1")["correct"].all()
     assert outcome.summary["failures"] == {"scoring_error": 2}
+
+
+def test_a_scored_answer_of_the_wrong_types_is_refused_naming_them() -> None:
+    (right,) = Scoring().score([ScoringItem("Which?", OPTIONS, "B", "Answer: B")])
+    assert checked_verdict(right) is right
+    wrong = checked_verdict(dataclasses.replace(right, variants={"official": "B"}))
+    assert isinstance(wrong, TypeError) and str(wrong).endswith("got Verdict, NoneType, dict")
+
+
+class JudgedThenBroken(Scoring):
+    """A plugin scoring that asks the judge, then raises for any batch of more than one reply."""
+
+    judged = True
+    broken_batches = 0
+
+    def score(self, items: Sequence[ScoringItem], judge=None) -> list:
+        scored = super().score(items, judge)
+        if len(items) > 1:
+            JudgedThenBroken.broken_batches += 1
+            raise RuntimeError("the scorer broke after judging")
+        return scored
+
+
+class CountingJudge:
+    """The runner's LLM judge, as a test double: every answer right, every item asked kept."""
+
+    config = None
+
+    def __init__(self) -> None:
+        self.asked: list[JudgeItem] = []
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+        self.asked += items
+        return [RIGHT] * len(items)
+
+
+def test_a_batch_scored_again_item_by_item_asks_the_judge_once_per_answer(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    """The item-by-item retry replays the judgments its failed batch already got."""
+    episodes = tuple(
+        dataclasses.replace(e, stream=dataclasses.replace(e.stream, questions=tuple(
+            dataclasses.replace(q, options=(), scoring=OPEN) for q in e.stream.questions)))
+        for e in coded_release.episodes
+    )
+    plan = make_plan(FrameDigestPolicy, SpyReader, batch_size=4, streams_in_flight=4)
+    task = dataclasses.replace(plan.task, scoring=f"{__name__}:JudgedThenBroken")
+    judge = CountingJudge()
+    JudgedThenBroken.broken_batches = 0
+    outcome = run_plan(dataclasses.replace(plan, task=task),
+                       dataclasses.replace(coded_release, episodes=episodes), tmp_path,
+                       reader=BoomReader(), judge=judge)
+    rows = pl.read_parquet(outcome.run_dir / "rows.parquet")
+    assert JudgedThenBroken.broken_batches > 0
+    assert rows["failure"].null_count() == rows.height and rows["correct"].all()
+    assert sorted(item.question for item in judge.asked) == sorted(rows["question"])
 
 
 def test_an_open_answer_without_a_judge_fails_on_its_own() -> None:
@@ -174,6 +252,21 @@ def test_headline_figures_come_from_the_named_scoring() -> None:
     assert headline({"name": "egotempo", "variants": tempo}) == {"anls": 0.7, "judge_failed": 3}
     assert headline({"name": "paper", "variants": {}}) == {}
     assert headline({"name": "no-such-scoring"}) == headline(None) == {}
+    assert headline({"name": "a run's own", "variants": {"videomme_official": 0.5}},
+                    VideoMMEScoring())["videomme_official"] == 0.5
+
+
+def test_a_summary_on_disk_never_makes_headline_import_the_scoring_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only registered scorings are looked up: a ``module:Class`` path gives no figures, and
+    its module is never imported, even where it could be."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "named_by_a_summary.py").write_text("raise SystemExit('imported')\n")
+    variants = {"videomme_official": 0.5}
+    for name in ("named_by_a_summary:Scoring", "taskmem_bench.scoring.variants:VideoMMEScoring"):
+        assert headline({"name": name, "variants": variants}) == {}
+    assert "named_by_a_summary" not in sys.modules
 
 
 def _open_row(**changes) -> dict:

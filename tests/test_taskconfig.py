@@ -25,7 +25,7 @@ def test_include_merges_underneath() -> None:
     base, derived = load_task("mini"), load_task("mini_count_ocr")
     assert derived.dataset_args["environment"] == "count_ocr"
     assert derived.dataset_args["episodes"] == base.dataset_args["episodes"]
-    assert derived.memory == base.memory and derived.hash != base.hash
+    assert derived.memory == base.memory and derived.to_dict() != base.to_dict()
 
 
 def test_yaml_path_and_errors(tmp_path: Path) -> None:

@@ -89,18 +89,25 @@ class OpenProxy:
 
 def open_proxy(raw: str, gold: str, abstain_text: str = ABSTAIN_TEXT) -> OpenProxy:
     answer = final_answer(raw)
-    if is_abstention(answer, abstain_text):
-        return OpenProxy(answer, 0.0, True)
-    return OpenProxy(answer, anls(answer, [gold]), False)
+    return _proxy(answer, gold, is_abstention(answer, abstain_text))
+
+
+def _proxy(answer: str, gold: str, abstained: bool) -> OpenProxy:
+    return OpenProxy(answer, 0.0, True) if abstained else OpenProxy(answer, anls(answer, [gold]),
+                                                                      False)
 
 
 def score_rows(rows: pl.DataFrame, by: str = "question_type") -> dict[str, Any]:
     """``anls``, ``cov``, ``anls_prec`` and counts of an open-answer run's rows (columns
-    ``raw_output``, ``gold``, ``failure``, ``tags`` (JSON)), overall and per ``by`` tag."""
+    ``raw_output``, ``gold``, ``failure``, ``abstained``, ``tags`` (JSON)), overall and per
+    ``by`` tag. A row abstains as its verdict says (decided with its question's own abstain
+    text), so the proxy and the judged figures count the same abstentions."""
     proxies = [
-        open_proxy(raw, gold) if raw is not None and failure is None else None
-        for raw, gold, failure in zip(rows["raw_output"].to_list(), rows["gold"].to_list(),
-                                      rows["failure"].to_list())
+        _proxy(final_answer(raw), gold, bool(abstained))
+        if raw is not None and failure is None else None
+        for raw, gold, failure, abstained in zip(
+            rows["raw_output"].to_list(), rows["gold"].to_list(), rows["failure"].to_list(),
+            rows["abstained"].to_list())
     ]
     groups = [json.loads(t or "{}").get(by, "unknown") for t in rows["tags"].to_list()]
     return {

@@ -36,6 +36,27 @@ Judge = Callable[[Sequence[JudgeItem]], Sequence[Judgment]]
 <taskmem_bench.scoring.judge.LLMJudge.judge>`, or a replay of recorded judgments."""
 
 
+class RememberingJudge:
+    """A judge that asks ``judge`` only about items it has not judged yet and replays its
+    judgments of the others. The runner hands one to a scoring for a round's replies, so a
+    scoring whose batch raised, asked again item by item, costs no second judge call (nor judge
+    time) for an answer already judged. A call that raises or miscounts is not remembered (the
+    scoring turns it into ``judge_error`` judgments)."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self.judged: dict[JudgeItem, Judgment] = {}
+
+    def __call__(self, items: Sequence[JudgeItem]) -> Sequence[Judgment]:
+        new = [item for item in items if item not in self.judged]
+        if new:
+            judgments = list(self.judge(new))
+            if len(judgments) != len(new):
+                return judgments
+            self.judged.update(zip(new, judgments))
+        return [self.judged[item] for item in items]
+
+
 @dataclass(frozen=True)
 class ScoringItem:
     """One reply to score, in plain values: the runner builds it from a question, the
@@ -144,12 +165,21 @@ def scoring_summary(name: str, rows: pl.DataFrame) -> dict[str, Any]:
     return {"name": name, "verdict_by": verdicts, "variants": variants}
 
 
-def headline(section: Mapping[str, Any] | None) -> dict[str, float | int | None]:
-    """The headline figures of a summary's ``scoring`` section (:meth:`Scoring.headline`); none
-    for a section whose scoring this installation does not have."""
-    name = (section or {}).get("name")
-    try:
-        scoring = load_scoring(name) if isinstance(name, str) else None
-    except UnknownPluginError:
-        scoring = None
-    return scoring().headline(section.get("variants") or {}) if scoring else {}
+def headline(
+    section: Mapping[str, Any] | None, scoring: Scoring | None = None
+) -> dict[str, float | int | None]:
+    """The headline figures of a summary's ``scoring`` section (:meth:`Scoring.headline`): by
+    ``scoring``, the run's own where the caller planned the run, else by the scoring the section
+    names. A summary read from disk is not trusted to name code, so its name is looked up among
+    registered scorings (entry points) only, never imported as a ``module:Class`` path: a name
+    this installation has not registered gives no headline figures."""
+    section = section or {}
+    if scoring is None:
+        name = section.get("name")
+        if not isinstance(name, str) or name not in available_scorings():
+            return {}
+        try:
+            scoring = load_scoring(name)()
+        except UnknownPluginError:  # a registered entry point that cannot be imported
+            return {}
+    return scoring.headline(section.get("variants") or {})

@@ -59,7 +59,7 @@ class EgoTempoScoring(Scoring):
     judged: ClassVar[bool] = True
 
     def row_values(self, item: ScoringItem) -> dict[str, Any]:
-        return {"anls": anls.open_proxy(item.raw, item.gold).anls}
+        return {"anls": anls.open_proxy(item.raw, item.gold, item.spec.abstain_text).anls}
 
     def summary(self, rows: pl.DataFrame) -> dict[str, Any]:
         """How the judge fared (every open row that was not abstained or empty was judged: its
