@@ -20,7 +20,9 @@ from taskmem_bench.datasets.mini.vocab import (
     COLOURS, GESTURES, GROUP_ZONE, ITEM_ZONES, PATTERNS, SHAPES, SIGN_WORDS, SPEAKERS, TOPICS,
     Item,
 )
-from taskmem_bench.testing.tiny_models import SPECIAL_TOKENS, train_tokenizer
+from taskmem_bench.testing.tiny_models import (
+    SPECIAL_TOKENS, greedy_generation, text_ids, token_ids, train_tokenizer,
+)
 
 from taskmem import protocol
 from taskmem.minidata import training_config
@@ -117,26 +119,17 @@ def build_memorizer(out_dir: str | Path, *, seed: int = 0) -> Path:
     """Write a randomly initialised mini memorizer (weights, tokenizer, processor) to
     ``out_dir``; the same seed gives the same files."""
     from transformers import (
-        GenerationConfig, Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
-        Qwen3VLProcessor, Qwen3VLVideoProcessor,
+        Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
     )
 
     tokenizer = train_tokenizer(corpus(), VOCAB_SIZE, CHAT_TEMPLATE)
-    ids = tokenizer.convert_tokens_to_ids
-    text = dict(TEXT, vocab_size=-(-len(tokenizer) // 64) * 64, pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-    config = Qwen3VLConfig(
-        text_config=text, vision_config=VISION, image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-    )
+    config = Qwen3VLConfig(text_config=dict(TEXT, **text_ids(tokenizer)), vision_config=VISION,
+                           **token_ids(tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3VLForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id, do_sample=False,
-    )
+    model.generation_config = greedy_generation(tokenizer)
     out = Path(out_dir)
     model.save_pretrained(out)
     pixels = {"shortest_edge": FRAME_SIZE * FRAME_SIZE, "longest_edge": FRAME_SIZE * FRAME_SIZE}

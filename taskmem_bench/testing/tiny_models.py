@@ -204,11 +204,8 @@ def train_tokenizer(
     return tokenizer
 
 
-def _padded_vocab(tokenizer) -> int:
-    return -(-len(tokenizer) // 64) * 64
-
-
-def _token_ids(tokenizer) -> dict[str, int]:
+def token_ids(tokenizer) -> dict[str, int]:
+    """A Qwen-VL config's vision token ids, as ``tokenizer`` numbers them."""
     ids = tokenizer.convert_tokens_to_ids
     return dict(
         image_token_id=ids("<|image_pad|>"),
@@ -218,9 +215,10 @@ def _token_ids(tokenizer) -> dict[str, int]:
     )
 
 
-def _text_ids(tokenizer) -> dict[str, object]:
+def text_ids(tokenizer) -> dict[str, object]:
+    """A text config's vocabulary size (padded to a multiple of 64) and special token ids."""
     return dict(
-        vocab_size=_padded_vocab(tokenizer),
+        vocab_size=-(-len(tokenizer) // 64) * 64,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
@@ -237,7 +235,7 @@ def _qwen3_vl(tokenizer, moe: bool):
 
     text = dict(
         TEXT,
-        **_text_ids(tokenizer),
+        **text_ids(tokenizer),
         rope_parameters={"rope_type": "default", "rope_theta": 5e5, "mrope_section": [4, 2, 2],
                          "mrope_interleaved": True},
     )
@@ -246,9 +244,9 @@ def _qwen3_vl(tokenizer, moe: bool):
         text.update(
             num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1
         )
-        config = Qwen3VLMoeConfig(text_config=text, vision_config=vision, **_token_ids(tokenizer))
+        config = Qwen3VLMoeConfig(text_config=text, vision_config=vision, **token_ids(tokenizer))
         return Qwen3VLMoeForConditionalGeneration(config)
-    config = Qwen3VLConfig(text_config=text, vision_config=vision, **_token_ids(tokenizer))
+    config = Qwen3VLConfig(text_config=text, vision_config=vision, **token_ids(tokenizer))
     return Qwen3VLForConditionalGeneration(config)
 
 
@@ -257,7 +255,7 @@ def _qwen25_vl(tokenizer):
 
     text = dict(
         TEXT,
-        **_text_ids(tokenizer),
+        **text_ids(tokenizer),
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
     )
     text.pop("head_dim")  # Qwen2.5 derives it: hidden_size / num_attention_heads = 16
@@ -268,14 +266,14 @@ def _qwen25_vl(tokenizer):
         fullatt_block_indexes=[1],
         tokens_per_second=2,
     )
-    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **_token_ids(tokenizer))
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **token_ids(tokenizer))
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
 def _qwen3(tokenizer):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    return Qwen3ForCausalLM(Qwen3Config(**TEXT, **_text_ids(tokenizer)))
+    return Qwen3ForCausalLM(Qwen3Config(**TEXT, **text_ids(tokenizer)))
 
 
 def _readable_output(model: PreTrainedModel, tokenizer) -> None:
@@ -338,10 +336,16 @@ def _processor(spec: _Spec, tokenizer):
     )
 
 
-def build_tiny_model(kind: Kind, out_dir: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny random ``kind`` model with its tokenizer (and processor) to ``out_dir``."""
+def greedy_generation(tokenizer):
+    """Greedy decoding that stops at the end-of-turn or the padding token."""
     from transformers import GenerationConfig
 
+    return GenerationConfig(eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+                            pad_token_id=tokenizer.pad_token_id, do_sample=False)
+
+
+def build_tiny_model(kind: Kind, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random ``kind`` model with its tokenizer (and processor) to ``out_dir``."""
     if kind not in SPECS:
         raise ValueError(f"unknown tiny model kind {kind!r}; choose one of {', '.join(KINDS)}")
     spec = SPECS[kind]
@@ -351,11 +355,7 @@ def build_tiny_model(kind: Kind, out_dir: str | Path, *, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         model = spec.model(tokenizer)
     _readable_output(model, tokenizer)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
+    model.generation_config = greedy_generation(tokenizer)
     model.save_pretrained(out)
     (_processor(spec, tokenizer) if spec.processor else tokenizer).save_pretrained(out)
     return out
