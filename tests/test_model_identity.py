@@ -51,3 +51,22 @@ def test_a_lora_folder_is_pinned_too(tmp_path: Path) -> None:
     assert first["weights"] == {"adapter_model.safetensors": 4}
     (lora / "adapter_config.json").write_text('{"r": 16}')
     assert model_identity(settings)["lora"]["files"] != first["files"]
+
+
+def test_a_packaged_adapter_is_pinned_like_a_local_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``package:`` lora_path resolves where the backends load it from, so it is hashed too."""
+    package = tmp_path / "adapters_pkg"
+    (package / "steer").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "steer" / "adapter_config.json").write_text('{"r": 8}')
+    (package / "steer" / "adapter_model.safetensors").write_bytes(b"x" * 4)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    settings = BackendSettings(backend="vllm", model=str(model),
+                               lora_path="package:adapters_pkg/steer")
+    assert settings.adapter_folder == package / "steer"
+    assert model_identity(settings)["lora"]["weights"] == {"adapter_model.safetensors": 4}

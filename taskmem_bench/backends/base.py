@@ -11,9 +11,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from taskmem_bench.backends.packaged import resolve
 
 ENTRY_POINT_GROUP = "taskmem_bench.backends"
 
@@ -172,6 +175,12 @@ class BackendSettings:
     # lm-eval bridge: an lm-eval model name and its model_args (``pretrained=`` gets ``model``)
     lm_eval_model: str = "hf"
     lm_eval_args: str = ""
+
+    @property
+    def adapter_folder(self) -> Path | None:
+        """``lora_path`` as a local folder (a ``package:`` name resolved to one), the one place
+        every backend and the model identity take it from; None without an adapter."""
+        return Path(resolve(self.lora_path)).expanduser() if self.lora_path else None
 
     def backend_settings(self) -> BackendSettings:
         """Just these fields, from a policy's or reader's config that extends them; equal

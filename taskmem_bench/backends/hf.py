@@ -83,8 +83,8 @@ class TransformersBackend(Backend):
             self.processor = None
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
             self.model = AutoModelForCausalLM.from_pretrained(self.source, **load_args)
-        if settings.lora_path:
-            self.model = _with_adapter(self.model, settings.lora_path)
+        if settings.adapter_folder is not None:
+            self.model = _with_adapter(self.model, settings.adapter_folder, settings.lora_path)
         self.model.eval()
         suggested = self.model.generation_config
         self.stop_ids = _stop_ids(suggested.eos_token_id, self.tokenizer.eos_token_id)
@@ -297,15 +297,15 @@ def _check_text_only(request: ChatRequest, index: int, architecture: str) -> Non
                 )
 
 
-def _with_adapter(model, folder: str):
-    """The model with a PEFT adapter folder applied: a LoRA, or a steering vector trained as a
-    BEFT bias (TaskMem's Phase Two); the base weights stay as loaded."""
+def _with_adapter(model, folder: Path, name: str):
+    """The model with the PEFT adapter in ``folder`` (named ``name`` in the settings) applied:
+    a LoRA, or a steering vector trained as a BEFT bias (TaskMem's Phase Two); the base
+    weights stay as loaded."""
     from peft import PeftModel
 
-    path = Path(resolve(folder)).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"lora_path '{folder}' is not a PEFT adapter folder")
-    return PeftModel.from_pretrained(model, str(path))
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"lora_path '{name}' is not a PEFT adapter folder")
+    return PeftModel.from_pretrained(model, str(folder))
 
 
 def _locate(model: str) -> str:

@@ -46,8 +46,9 @@ def model_identity(settings: BackendSettings) -> dict[str, Any]:
         record |= _folder(path)
     else:
         record["hub_revision"] = _cached_hub_revision(settings.model)
-    if settings.lora_path and Path(settings.lora_path).expanduser().is_dir():
-        record["lora"] = _folder(Path(settings.lora_path).expanduser())
+    adapter = settings.adapter_folder
+    if adapter is not None and adapter.is_dir():
+        record["lora"] = _folder(adapter)
     return record
 
 

@@ -110,7 +110,7 @@ class VLLMBackend(Backend):
         if settings.lora_path:
             from vllm.lora.request import LoRARequest
 
-            self._lora = LoRARequest("adapter", 1, settings.lora_path)
+            self._lora = LoRARequest("adapter", 1, str(settings.adapter_folder))
         self.adapter = adapter_cls(settings) if adapter_cls else None
         if self.adapter:
             self.adapter.attach(self.llm)
@@ -156,17 +156,17 @@ def engine_args(settings: BackendSettings, *, multimodal: bool) -> dict[str, Any
             "video": settings.max_videos_per_prompt,
         }
     if settings.lora_path:
-        args.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(settings.lora_path))
+        args.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(settings.adapter_folder))
     return args
 
 
-def lora_rank(path: str) -> int:
+def lora_rank(folder: Path) -> int:
     """The rank ``r`` of a PEFT LoRA adapter folder, which vLLM must reserve room for."""
-    config = Path(path).expanduser() / "adapter_config.json"
+    config = folder / "adapter_config.json"
     try:
         return int(json.loads(config.read_text())["r"])
     except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f"lora_path {path!r} is not a PEFT LoRA adapter folder: {err}") from err
+        raise ValueError(f"lora_path {str(folder)!r} is not a PEFT LoRA adapter folder: {err}") from err
 
 
 def sampling_params(sampling: Sampling) -> dict[str, Any]:
