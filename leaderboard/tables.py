@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -262,9 +262,8 @@ def sample(run: AcceptedRun, size: int = SAMPLE_SIZE) -> list[SampleQuestion]:
     return [_sample_question(row, logs) for row in picked]
 
 
-def _sample_question(row: dict, logs: dict) -> SampleQuestion:
+def _sample_question(row: dict, logs: Mapping[str, MemoryLog]) -> SampleQuestion:
     options = json.loads(row["options"])
-    entries = tuple(s.entry for s in logs.get(row["stream_id"], ())[: row["memory_entries"]])
     return SampleQuestion(
         question_id=row["question_id"], category=row["category"] or "", question=row["question"] or "",
         options=list(zip(ANSWER_LABELS, [*options, "cannot be determined from memory"])),
@@ -272,6 +271,15 @@ def _sample_question(row: dict, logs: dict) -> SampleQuestion:
         raw_output=row["raw_output"], failure=row["failure"], error=redact_paths(row["error"]),
         ask_time=row["ask_time"],
         evidence_delay=row["evidence_delay"],
-        memory=MemorySnapshot(row["stream_id"], row["ask_time"], entries).render(),
+        memory=_shown_memory(row, logs).render(),
         memory_entries=row["memory_entries"], memory_tokens=row["memory_tokens"],
     )
+
+
+def _shown_memory(row: dict, logs: Mapping[str, MemoryLog]) -> MemorySnapshot:
+    """The memory the row's reader was shown, from its stream's log (the validator checked it
+    is the log's prefix written by the ask time); a failed row without a snapshot shows none."""
+    stream_id = row["stream_id"]
+    has_snapshot = row["memory_digest"] is not None
+    log = logs.get(stream_id, MemoryLog(stream_id)) if has_snapshot else MemoryLog(stream_id)
+    return log.snapshot(row["memory_entries"], row["ask_time"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from taskmem_bench.datasets.mini.world import World
 from taskmem_bench.memory import StoredEntry, count_tokens
 
+from taskmem.minidata import CLIP_SECONDS, overlapping
 from taskmem.protocol import sentences
 
 KIND_PATTERNS = (
@@ -85,8 +86,7 @@ class ClaimTally:
 
 def window_facts(world: World, clip_end: float, window_seconds: float) -> list[tuple[str, str]]:
     """(text, kind) of the facts overlapping ``[clip_end - window_seconds, clip_end]``."""
-    start = clip_end - window_seconds
-    return [(f.text, f.kind) for f in world.facts if f.span.start < clip_end and f.span.end > start]
+    return [(f.text, f.kind) for f in overlapping(world, clip_end - window_seconds, clip_end)]
 
 
 def tally_log(log: Sequence[StoredEntry], world: World, cuts: Iterable[float] = (),
@@ -105,7 +105,8 @@ def tally_log(log: Sequence[StoredEntry], world: World, cuts: Iterable[float] = 
     return tally
 
 
-def clip_ends(world: World, cuts: Iterable[float] = (), clip_seconds: float = 10.0) -> set[float]:
+def clip_ends(world: World, cuts: Iterable[float] = (),
+              clip_seconds: float = CLIP_SECONDS) -> set[float]:
     """Where the runner's clips end: every ``clip_seconds`` and at every cut (media.iter_clips)."""
     n = int(round(world.duration / clip_seconds))
     ends = {min(world.duration, clip_seconds * (i + 1)) for i in range(n)}

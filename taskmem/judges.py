@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from taskmem_bench.backends import (
-    BackendSettings, ChatRequest, ImagePart, Message, Sampling, TextPart, get_backend,
+    BackendSettings, ChatRequest, ImagePart, Message, Sampling, TextPart,
 )
+from taskmem_bench.model_policy import generate_all
 
 from taskmem.rewards import Claim, Verdict
 
@@ -46,8 +47,8 @@ class LLMClaimJudge:
             return []
         requests = [self.request(c) for c in claims]
         try:
-            generations = get_backend(self.settings).generate(requests)
-        except Exception as exc:  # noqa: BLE001 - a failed call costs its replies, counted
+            generations = generate_all(self.settings, requests)
+        except Exception as exc:  # noqa: BLE001 - a failed call or a short answer costs its replies
             return [Verdict(None, f"judge call failed: {type(exc).__name__}: {exc}")] * len(claims)
         return [verdict_of(g.answer, len(c.sentences)) for g, c in zip(generations, claims)]
 

@@ -71,14 +71,18 @@ class ClipSample:
 
     def facts_between(self, start: float, end: float) -> list[WorldFact]:
         """Facts whose span overlaps ``[start, end]`` (none without a world)."""
-        if self.world is None:
-            return []
-        return [f for f in self.world.facts if f.span.start < end and f.span.end > start]
+        return [] if self.world is None else overlapping(self.world, start, end)
 
     @property
     def facts(self) -> list[WorldFact]:
         """The facts of this clip: overlapping ``[t_start, t_end]``."""
         return self.facts_between(self.clip.t_start, self.clip.t_end)
+
+
+def overlapping(world: World, start: float, end: float) -> list[WorldFact]:
+    """The world's facts whose span overlaps ``[start, end]``: what a memorizer that saw that
+    stretch of the stream can know (training targets, the mini judge, claim precision)."""
+    return [f for f in world.facts if f.span.start < end and f.span.end > start]
 
 
 def episode_samples(config: MiniConfig, index: int, episode_release) -> Iterator[ClipSample]:

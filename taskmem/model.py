@@ -101,7 +101,8 @@ def corpus() -> str:
     lines += [say.sign_shows(w) for w in SIGN_WORDS]
     for topic in TOPICS:
         for speaker, value in itertools.product(SPEAKERS, topic.values):
-            lines += [say.says(speaker, topic.say(value)), f"{speaker}: {topic.say(value)}"]
+            lines += [say.says(speaker, topic.say(value)),
+                      say.heard_line(speaker, topic.say(value))]
             lines.append(topic.question.format(speaker=speaker))
     config = training_config("train", episodes=40)
     for index in range(config.episodes):

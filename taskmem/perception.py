@@ -131,7 +131,6 @@ def state_caption(labels: dict[str, int]) -> str | None:
     """A fixed-order account of one frame's state in mini's words (the sign, the rug, each
     zone's objects left to right, the person, what they hold); None when a label is ambiguous.
     It names every kind the frame shows, so it teaches reading, not a focus."""
-    from taskmem.minidata import HEADS
     from taskmem_bench.datasets.mini.layout import SLOTS
 
     if any(v == IGNORE for k, v in labels.items() if k != "person_zone"):
@@ -162,8 +161,6 @@ def state_caption(labels: dict[str, int]) -> str | None:
 def caption_rows(frames: Iterable[LabelledFrame]):
     """Prompt-completion rows for trl: one frame, :data:`CAPTION_PROMPT`, its state caption."""
     from PIL import Image
-
-    from taskmem.minidata import HEADS
 
     for frame in frames:
         caption = state_caption(dict(zip(HEADS, frame.labels)))

@@ -85,16 +85,19 @@ class TaskMemPolicy(ModelPolicy[MemorizerState]):
         self, clips: Sequence[Clip], states: Sequence[MemorizerState]
     ) -> list[Step[MemorizerState]]:
         budgets = [self.budget(c, state.spent) for c, state in zip(clips, states)]
-        prompts = [state.window.prompt(c, b) for c, state, b in zip(clips, states, budgets)]
+        frames = [state.window.new_frames(c) for c, state in zip(clips, states)]
+        prompts = [state.window.prompt(c, new, b)
+                   for c, state, new, b in zip(clips, states, frames, budgets)]
         requests = [self.request(c, p) for c, p in zip(clips, prompts)]
         answers = [g.text for g in self.generations(requests)]
         steps = []
-        for clip, state, budget, answer in zip(clips, states, budgets, answers):
+        for clip, state, new, budget, answer in zip(clips, states, frames, budgets, answers):
             text = within_budget(parse_reply(answer).description or "", budget)
             entries = [MemoryEntry(clip.t_start, clip.t_end, text, "description")] if text else []
             last_minute = tuple((t, n) for t, n in state.spent if t > clip.t_end - 60.0)
             spent = (*last_minute, (clip.t_end, count_tokens(text)))
-            steps.append(Step(entries, MemorizerState(state.window.advanced(clip, text), spent)))
+            window = state.window.advanced(clip, new, text)
+            steps.append(Step(entries, MemorizerState(window, spent)))
         return steps
 
     def budget(self, clip: Clip, spent: Spent) -> int | None:

@@ -69,10 +69,11 @@ class FactJudge:
     questions or answers."""
 
     def __call__(self, claims: Sequence[Claim]) -> list[Verdict]:
-        return [
-            Verdict(tuple(s in set(c.context["window_facts"]) for s in c.sentences))
-            for c in claims
-        ]
+        verdicts = []
+        for claim in claims:
+            facts = set(claim.context["window_facts"])
+            verdicts.append(Verdict(tuple(s in facts for s in claim.sentences)))
+        return verdicts
 
 
 @dataclass
@@ -118,15 +119,15 @@ class QualityTerm:
         replies = [parse_reply(completion_text(c)) for c in completions]
         contexts = _rows(columns, len(completions))
         asked = [i for i, r in enumerate(replies) if r.ok]
-        verdicts = self.judge([Claim(tuple(sentences(replies[i].description)), contexts[i])
-                               for i in asked])
+        claimed = {i: tuple(sentences(replies[i].description)) for i in asked}
+        verdicts = self.judge([Claim(claimed[i], contexts[i]) for i in asked])
         out: list[tuple[float, int | None]] = [(0.0, None)] * len(completions)
         for i, verdict in zip(asked, verdicts):
             self.judged += 1
             if verdict.true is None:
                 self.failures += 1
                 continue
-            claims = sentences(replies[i].description)
+            claims = claimed[i]
             stated = set(contexts[i].get("stated", ()))
             budget = contexts[i].get("budget")
             good = (all(verdict.true) and not any(s in stated for s in claims)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from taskmem.minidata import ClipSample
-from taskmem.protocol import FrameSpec, parse_reply, sentences
+from taskmem.protocol import Frame, FrameSpec, parse_reply, sentences
 from taskmem.rewards import completion_text
 from taskmem.streams import Window, clip_facts, trl_prompt
 
@@ -33,6 +33,8 @@ class _Slot:
     window: Window
     position: int = 0
     pending: ClipSample | None = None
+    pending_frames: tuple[Frame, ...] = ()
+    """The pending clip's frames as its prompt showed them, for the window's next step."""
 
     @property
     def done(self) -> bool:
@@ -87,7 +89,9 @@ class StreamingRollouts:
             slot = self.slots[k] = _Slot(fresh, Window(self.window_seconds, self.spec))
         sample = slot.samples[slot.position]
         slot.pending = sample
-        prompt, images = trl_prompt(slot.window.prompt(sample.clip, self.budget))
+        slot.pending_frames = slot.window.new_frames(sample.clip)
+        prompt, images = trl_prompt(
+            slot.window.prompt(sample.clip, slot.pending_frames, self.budget))
         start = sample.clip.t_end - self.window_seconds
         return {
             "prompt": prompt,
@@ -111,7 +115,7 @@ class StreamingRollouts:
             s = self.slots[k]
             if s.pending is None:
                 continue
-            s.window = s.window.advanced(s.pending.clip, description)
+            s.window = s.window.advanced(s.pending.clip, s.pending_frames, description)
             s.position += 1
             s.pending = None
             self.history.append({"slot": k, "clip": s.position - 1,

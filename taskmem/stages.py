@@ -180,17 +180,19 @@ def warm_examples(config: WarmConfig):
         for samples in episodes:
             window = Window(config.window_seconds, spec)
             for sample in samples:
+                new = window.new_frames(sample.clip)
                 target = compose_target(clip_facts(sample), window.stated(sample.clip),
                                         config.budget_tokens, rng)
                 if target:
-                    prompt, images = trl_prompt(window.prompt(sample.clip, config.budget_tokens))
+                    prompt, images = trl_prompt(
+                        window.prompt(sample.clip, new, config.budget_tokens))
                     yield {
                         "prompt": prompt,
                         "completion": [{"role": "assistant",
                                         "content": "<think>" + format_reply(target)}],
                         "images": images,
                     }
-                window = window.advanced(sample.clip, target)
+                window = window.advanced(sample.clip, new, target)
 
 
 def warm_start(parent: Path, out: Path, config: WarmConfig, *, resume: bool = False) -> dict[str, Any]:

@@ -16,7 +16,11 @@ import numpy as np
 from PIL import Image
 
 from taskmem.minidata import ClipSample
-from taskmem.protocol import FrameSpec, Prompt, Written, build_prompt, pick_frames, sentences
+from taskmem.protocol import (
+    Frame, FrameSpec, Prompt, Written, build_prompt, pick_frames, sentences,
+)
+from taskmem_bench.datasets.mini.sentences import heard_line
+from taskmem_bench.datasets.mini.vocab import topic_named
 from taskmem_bench.memory import count_tokens
 from taskmem_bench.schema import Clip
 
@@ -34,17 +38,22 @@ class Window:
         start = clip.t_end - self.seconds
         return [w for w in self.written if w.t_end > start]
 
-    def prompt(self, clip: Clip, budget: int | None, supplement: Sequence[str] = ()) -> Prompt:
-        new = pick_frames(clip, self.spec.new_frames, self.spec.size)
+    def new_frames(self, clip: Clip) -> tuple[Frame, ...]:
+        """The frames of ``clip`` the memorizer is shown, picked and resized once for both
+        :meth:`prompt` and :meth:`advanced`."""
+        return pick_frames(clip, self.spec.new_frames, self.spec.size)
+
+    def prompt(self, clip: Clip, new: Sequence[Frame], budget: int | None,
+               supplement: Sequence[str] = ()) -> Prompt:
+        """The prompt for ``clip``, whose :meth:`new_frames` are ``new``."""
         return build_prompt(clip.t_start, clip.t_end, new, self.earlier(clip), clip.text,
                             budget_tokens=budget, supplement=supplement)
 
-    def advanced(self, clip: Clip, description: str) -> Window:
-        """The window after ``description`` was written for ``clip`` (a new object, so a batch
-        that fails leaves the old one untouched)."""
-        keep = pick_frames(clip, self.spec.new_frames, self.spec.size)
-        keep = keep[len(keep) - self.spec.context_frames:] if self.spec.context_frames else ()
-        written = [*self.earlier(clip), Written(clip.t_start, clip.t_end, tuple(keep), description)]
+    def advanced(self, clip: Clip, new: Sequence[Frame], description: str) -> Window:
+        """The window after ``description`` was written for ``clip``, whose :meth:`new_frames`
+        are ``new`` (a new object, so a batch that fails leaves the old one untouched)."""
+        keep = tuple(new[-self.spec.context_frames:]) if self.spec.context_frames else ()
+        written = [*self.earlier(clip), Written(clip.t_start, clip.t_end, keep, description)]
         return Window(self.seconds, self.spec, written)
 
     def stated(self, clip: Clip) -> set[str]:
@@ -71,8 +80,8 @@ def clip_facts(sample: ClipSample) -> list[str]:
     texts = []
     for fact in sample.facts:
         if fact.kind == "speech":
-            line = f"{fact.args['speaker']}: " + fact.text.split(" says ", 1)[1].rstrip(".")
-            if line not in heard:
+            statement = topic_named(fact.args["topic"]).say(fact.args["value"])
+            if heard_line(fact.args["speaker"], statement) not in heard:
                 continue
         if fact.text not in texts:
             texts.append(fact.text)

@@ -46,8 +46,9 @@ class MediaError(Exception):
 
 
 @dataclass(frozen=True)
-class _Boundaries:
-    """Clip boundaries on the timeline: multiples of ``step`` and every cut.
+class ClipBoundaries:
+    """Clip boundaries on the timeline: multiples of ``step`` and every cut. The one rule for
+    clip windows: the media cut by it, and run progress plans its clips by it.
 
     Windows are computed arithmetically, so a gap of hours between segments costs nothing.
     """
@@ -76,7 +77,7 @@ class _Boundaries:
 class _ClipAssembler:
     """Collects frames and text of the open window; closes it when time passes its end."""
 
-    def __init__(self, stream_id: str, boundaries: _Boundaries) -> None:
+    def __init__(self, stream_id: str, boundaries: ClipBoundaries) -> None:
         self._stream_id = stream_id
         self._boundaries = boundaries
         self._index = 0
@@ -298,7 +299,7 @@ def iter_clips(
     # latest time that the boundary tolerance does not round onto the end.
     last_moment = before_end - _TIME_EPS
     texts = deque(sorted(((min(e.t_end, last_moment), e) for e in allowed), key=itemgetter(0)))
-    assembler = _ClipAssembler(stream.id, _Boundaries(clip_seconds, tuple(sorted(cuts))))
+    assembler = _ClipAssembler(stream.id, ClipBoundaries(clip_seconds, tuple(sorted(cuts))))
     to_rgb = _RgbConverter(max_side)
     last_slot = -math.inf
     last_frame_end: float | None = None

@@ -107,14 +107,7 @@ class ModelPolicy(Policy, Generic[State]):
 
     def generations(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         """The whole completions (thinking included) of all requests, from one backend call."""
-        if not requests:
-            return []
-        generations = get_backend(self.config).generate(list(requests))
-        if len(generations) != len(requests):
-            raise RuntimeError(
-                f"backend returned {len(generations)} generations for {len(requests)} requests"
-            )
-        return generations
+        return generate_all(self.config, requests)
 
     def sampling(self, clip: Clip, purpose: str) -> Sampling:
         return Sampling(
@@ -126,6 +119,19 @@ class ModelPolicy(Policy, Generic[State]):
     def video(self, clip: Clip) -> VideoPart | None:
         """The clip's frames as a video at their true stream times (None for a text-only clip)."""
         return window_video(self.info[clip.stream_id], [clip])
+
+
+def generate_all(settings: BackendSettings, requests: Sequence[ChatRequest]) -> list[Generation]:
+    """One generation per request, from one call to the backend ``settings`` name; a backend
+    that answers a different number of requests raises rather than misaligning the answers."""
+    if not requests:
+        return []
+    generations = get_backend(settings).generate(list(requests))
+    if len(generations) != len(requests):
+        raise RuntimeError(
+            f"backend returned {len(generations)} generations for {len(requests)} requests"
+        )
+    return generations
 
 
 def request_seed(seed: int, stream_id: str, clip_index: int, purpose: str) -> int:

@@ -8,8 +8,6 @@ shows the work moving even while one long model call runs.
 
 from __future__ import annotations
 
-import bisect
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from taskmem_bench.media import ClipBoundaries
 from taskmem_bench.schema import Episode, Stream
 
 ProgressFn = Callable[[int, int], None]
@@ -104,20 +103,18 @@ def planned_clips(stream: Stream, clip_seconds: float) -> int:
     """How many clips the runner will cut from ``stream``: the clip windows (boundaries at
     multiples of ``clip_seconds`` and at every ask time) that overlap its media. Text-only
     clips in gaps between segments are not foreseen; a segment of unknown length counts as
-    reaching the stream's end, or as one window."""
-    cuts = sorted({q.ask_time for q in stream.questions})
+    reaching the stream's end, or as one window. The windows are ``media.ClipBoundaries``'s, the
+    runner's own."""
+    boundaries = ClipBoundaries(clip_seconds, tuple(sorted({q.ask_time for q in stream.questions})))
     starts: set[float] = set()
     for segment in stream.segments:
-        start = segment.t_start
-        end = max(start, segment.t_end or stream.duration or start)
-        k = math.floor(start / clip_seconds)
-        before = cuts[: bisect.bisect_right(cuts, start)]
-        starts.add(max([k * clip_seconds, *before[-1:]]))  # the window of the first frame
-        starts.update(cuts[bisect.bisect_right(cuts, start) : bisect.bisect_left(cuts, end)])
-        k += 1
-        while k * clip_seconds < end:
-            starts.add(k * clip_seconds)
-            k += 1
+        end = max(segment.t_start, segment.t_end or stream.duration or segment.t_start)
+        t = segment.t_start  # the window of the first frame, then each one that starts before end
+        while True:
+            start, t = boundaries.window(t)
+            starts.add(start)
+            if t >= end:
+                break
     return len(starts)
 
 

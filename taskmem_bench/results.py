@@ -28,7 +28,7 @@ import polars as pl
 from taskmem_bench.manifest import Manifest, ManifestError, hashed_plan
 from taskmem_bench.memory import StoredEntry
 from taskmem_bench.memorylog import MemoryLog
-from taskmem_bench.scoring.metrics import JUDGE_ERROR, failure_reason, score_by, score_rows
+from taskmem_bench.scoring.metrics import failure_reason, score_by, score_rows
 from taskmem_bench.scoring.base import scoring_summary
 
 ROW_SCHEMA: dict[str, Any] = {
@@ -246,7 +246,7 @@ class RunDir:
         if not part.exists():
             return False
         rows = pl.read_parquet(part, columns=["failure", "extraction"])
-        return bool(rows["failure"].is_not_null().any() or rows["extraction"].eq(JUDGE_ERROR).any())
+        return bool(rows.select(failure_reason().is_not_null().any()).item())
 
     def stream_failures(self) -> list[dict[str, str]]:
         """Why each failed stream failed (the last line of its traceback; the full one is in

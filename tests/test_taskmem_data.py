@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from taskmem.minidata import HEADS, IGNORE, TRAINING_SEEDS, frame_labels, training_config
-from taskmem.streams import compose_target
+from taskmem.protocol import FrameSpec
+from taskmem.streams import Window, compose_target
 from taskmem_bench.datasets.mini.dataset import Config as MiniConfig
 from taskmem_bench.datasets.mini.dataset import plan_episode
+from taskmem_bench.schema import Clip
 from taskmem_bench.taskconfig import available_tasks, load_task
 
 
@@ -87,3 +89,11 @@ def test_state_captions_read_out_the_frame_in_a_fixed_order():
     assert caption.index("The shelf holds") < caption.index("The table holds") < caption.index("The person")
     popping = dict(labels, sign=IGNORE)
     assert state_caption(popping) is None
+
+
+def test_a_clip_with_fewer_frames_than_context_frames_keeps_them_all():
+    frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    clip = Clip("s", 0, 0.0, 10.0, frames, np.array([3.0, 8.0]))
+    window = Window(spec=FrameSpec(size=32, new_frames=6, context_frames=3))
+    [written] = window.advanced(clip, window.new_frames(clip), "A b.").written
+    assert [f.time for f in written.frames] == [3.0, 8.0]

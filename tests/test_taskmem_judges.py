@@ -98,3 +98,16 @@ def test_judge_replies_become_verdicts_or_failures():
     assert verdict_of('Sure. {"pass": false}', 1).true == (False,)
     assert verdict_of('{"pass": "yes"}', 1).true is None
     assert verdict_of("no json", 1).error
+
+
+def test_a_judge_backend_answering_too_few_costs_every_claim_and_is_counted(monkeypatch):
+    class ShortJudge(ScriptedJudge):
+        def generate(self, requests):
+            return super().generate(requests)[:-1]
+
+    monkeypatch.setattr("taskmem_bench.model_policy.get_backend", lambda settings: ShortJudge())
+    quality = QualityTerm(LLMClaimJudge(BackendSettings(backend="scripted-judge", model=MODEL)))
+    replies = [format_reply("The sign shows the word EXIT."),
+               format_reply("The sign shows the word STOP.")]
+    assert quality(None, replies, **rows(2)) == [0.0, 0.0]
+    assert (quality.judged, quality.failures) == (2, 2)

@@ -60,7 +60,8 @@ def test_the_window_carries_the_policys_own_descriptions(episode):
     started(policy, episode)
     written = []
     for clip in clips_of(episode, 7):
-        prompt = policy.states[clip.stream_id].window.prompt(clip, 24)
+        window = policy.states[clip.stream_id].window
+        prompt = window.prompt(clip, window.new_frames(clip), 24)
         for earlier in written[-4:]:  # the clips still inside the 50 s window
             if earlier:
                 assert earlier in prompt.text

@@ -126,9 +126,10 @@ class OpenAIBackend(Backend):
         keys = [request_key(body) for body in bodies]
         found = {key: self._cached(key) for key in keys}
         todo = {key: body for key, body in zip(keys, bodies) if found[key] is None}
+        outcomes: list[Any] = []
         if todo:
             self._check_cool_down()
-        outcomes = SEND_LOOP.run(self._send_all(list(todo.values())))
+            outcomes = SEND_LOOP.run(self._send_all(list(todo.values())))
         failures: list[OpenAIBackendError] = []
         for key, outcome in zip(todo, outcomes):
             try:

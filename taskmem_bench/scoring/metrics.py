@@ -38,8 +38,8 @@ all intervals are ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,12 @@ class Scores:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Scores:
+        """The scores :meth:`to_dict` gave, read back from ``values`` (e.g. a summary, which
+        holds them beside its other keys)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 def score(

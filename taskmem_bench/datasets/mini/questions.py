@@ -16,8 +16,8 @@ import numpy as np
 
 from taskmem_bench.datasets.mini import sentences as say
 from taskmem_bench.datasets.mini.vocab import (
-    COLOURS, GESTURES, ITEM_ZONES, PATTERNS, SHAPES, SIGN_WORDS, SPEAKERS, TOPICS, Item,
-    Topic, place_phrase,
+    COLOURS, GESTURES, ITEM_ZONES, PATTERNS, SHAPES, SIGN_WORDS, SPEAKERS, Item, place_phrase,
+    topic_named,
 )
 from taskmem_bench.datasets.mini.world import CLIP_SECONDS, World, WorldFact
 from taskmem_bench.schema import ANSWER_LABELS, Hidden, Question
@@ -204,13 +204,9 @@ def place_zone(ctx: Context, i: int) -> Draft | None:
         _zones(ctx), lambda z: (say.person_does(z, say.places(item)),), place_phrase, i)
 
 
-def _topic(key: str) -> Topic:
-    return next(t for t in TOPICS if t.key == key)
-
-
 def said_value(ctx: Context, i: int) -> Draft | None:
     args = ctx.facts[i].args
-    topic, speaker = _topic(args["topic"]), args["speaker"]
+    topic, speaker = topic_named(args["topic"]), args["speaker"]
     return _draft(
         ctx, "speech", "said_value", topic.question.format(speaker=speaker), args["value"],
         ctx.shuffled(topic.values), lambda v: (say.says(speaker, topic.say(v)),), str, i)
@@ -218,7 +214,7 @@ def said_value(ctx: Context, i: int) -> Draft | None:
 
 def said_by(ctx: Context, i: int) -> Draft | None:
     args = ctx.facts[i].args
-    statement = _topic(args["topic"]).say(args["value"])
+    statement = topic_named(args["topic"]).say(args["value"])
     return _draft(
         ctx, "speech", "said_by", f"Who says {statement}?", args["speaker"],
         ctx.shuffled(SPEAKERS), lambda s: (say.says(s, statement),), str, i)

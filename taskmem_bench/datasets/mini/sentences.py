@@ -55,3 +55,8 @@ def there_are(count: int, item: Item, zone: str) -> str:
 
 def says(speaker: str, statement: str) -> str:
     return f"{speaker} says {statement}."
+
+
+def heard_line(speaker: str, statement: str) -> str:
+    """A speech line as the side text delivers it, e.g. 'Ann: the password is TIGER'."""
+    return f"{speaker}: {statement}"

@@ -74,3 +74,8 @@ TOPICS = (
     Topic("keys", "the keys are {value}", "Where does {speaker} say the keys are?",
           tuple(place_phrase(z) for z in ITEM_ZONES)),
 )
+
+
+def topic_named(key: str) -> Topic:
+    """The topic whose ``key`` a speech fact's ``topic`` argument names."""
+    return next(t for t in TOPICS if t.key == key)

@@ -374,7 +374,7 @@ class _Simulation:
         for topic, (t0, t1) in zip(topics, windows):
             speaker = SPEAKERS[int(self.rng.integers(len(SPEAKERS)))]
             value = topic.values[int(self.rng.integers(len(topic.values)))]
-            lines.append(TextEvent("speech", t0, t1, f"{speaker}: {topic.say(value)}"))
+            lines.append(TextEvent("speech", t0, t1, say.heard_line(speaker, topic.say(value))))
             self.fact(t0, t1, "speech", "speech", say.says(speaker, topic.say(value)),
                       speaker=speaker, topic=topic.key, value=value)
         return tuple(lines)
