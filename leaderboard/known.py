@@ -2,11 +2,12 @@
 
 Re-scoring is only as good as what it is checked against, so the run's task must be a shipped
 task with a memory view the leaderboard ranks (not oracle-localised or category-informed:
-``MemoryView.leaderboard_refusal``), with the shipped config outside ``FREE_TASK_KEYS``, and
-its dataset must be synthetic (no copy of a real release is at hand to check questions
-against) at the revision this package's adapter reports for the task's dataset config
-(``DatasetAdapter.revision``: no data is read). These checks read only the manifest, so they
-come first.
+``MemoryView.leaderboard_refusal``), with the shipped config outside ``FREE_TASK_KEYS``. A
+synthetic dataset must be at the revision this package's adapter reports for the task's dataset
+config (``DatasetAdapter.revision``: no data is read); a real one at a revision this package
+ships a question manifest for (``question_plan``: no copy of the release is at hand), with the
+shipped dataset settings but for where the release is read from. These checks read only the
+manifest (and the shipped files), so they come first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from leaderboard.errors import Rejected
 from leaderboard.names import check_names
+from leaderboard.question_plan import check_real_dataset
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.manifest import MANIFEST_VERSION, Manifest
 from taskmem_bench.memory_view import load_memory_view
@@ -79,9 +81,8 @@ def _check_dataset(m: Manifest, shipped: TaskConfig) -> None:
     if m.policy.privileged and not adapter.synthetic:
         raise Rejected("a privileged policy ran on real data")
     if not adapter.synthetic:
-        raise Rejected(f"runs on {shipped.dataset} cannot be verified here: the leaderboard "
-                       "holds no copy of that release to check the run's questions against, "
-                       "so it ranks the synthetic benchmarks only")
+        check_real_dataset(m, shipped, adapter)
+        return
     try:
         ours = adapter.revision(validate(adapter.Config, shipped.dataset_args, "dataset"))
         theirs = adapter.revision(validate(adapter.Config, m.dataset.config, "dataset"))

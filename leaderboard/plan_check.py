@@ -6,8 +6,10 @@ benchmark's. When the dataset adapter can list its questions cheaply
 ``--limit`` streams (or all), field for field: no dropped or invented questions, no moved gold,
 no question given a stream of its own (which would narrow the clustered intervals), no faked
 limit. The plan's stream durations also fix the video hours that memory per hour divides by.
-Without a plan only the counts are checked, and the hours are bounded below by the last ask
-time of each stream. A run's ``--limit`` is normalised to the streams it covers (``Coverage``).
+A real release's plan is its shipped question manifest (``question_plan``): the same checks,
+with question text and options compared by their sha256. Without a plan only the counts are
+checked, and the hours are bounded below by the last ask time of each stream. A run's
+``--limit`` is normalised to the streams it covers (``Coverage``).
 The plan also gives each question's abstain text, which re-scoring needs (``abstain_texts``).
 """
 
@@ -22,6 +24,7 @@ import polars as pl
 
 from leaderboard.bundle import Bundle
 from leaderboard.errors import Rejected
+from leaderboard.question_plan import DIGESTED, hashed, manifest_split, options_digests
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.manifest import Manifest
@@ -50,10 +53,12 @@ class Coverage:
     """The streams the run covers."""
     of: int | None
     """The streams the benchmark has; None when the dataset cannot list them."""
+    excluded: int = 0
+    """Questions of those streams the run skipped for missing media (real releases)."""
 
     @property
     def full(self) -> bool:
-        return self.streams == self.of
+        return self.streams == self.of and not self.excluded
 
     @property
     def limit(self) -> int | None:
@@ -63,9 +68,12 @@ class Coverage:
 
 def dataset_split(m: Manifest, shipped: TaskConfig) -> list[PlannedStream] | None:
     """Every stream of the run's dataset split (the shipped task's dataset, under the config
-    the manifest states: nothing the bundle names is imported), or None when the adapter cannot
-    list them."""
+    the manifest states: nothing the bundle names is imported; a real release's from its
+    question manifest, less the run's missing media), or None when the adapter cannot list
+    them."""
     adapter = load_adapter(shipped.dataset)()
+    if not adapter.synthetic:
+        return manifest_split(m).streams
     return adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
 
 
@@ -76,7 +84,11 @@ def within_limit(split: Sequence[PlannedStream] | None, limit: int | None) -> li
 
 def coverage(m: Manifest, streams: int, split: Sequence[PlannedStream] | None) -> Coverage:
     """What the run's ``streams`` (checked by ``check_streams``) cover of the split; without a
-    split, a run that stopped short of its limit ran out of streams, so it covers them all."""
+    split, a run that stopped short of its limit ran out of streams, so it covers them all. A
+    real release's streams and missing-media exclusions are its question manifest's."""
+    if not m.dataset.synthetic:
+        whole = manifest_split(m)
+        return Coverage(streams, whole.of, whole.excluded)
     if split is not None:
         return Coverage(streams, len(split))
     return Coverage(streams, streams if m.limit is None or streams < m.limit else None)
@@ -105,7 +117,11 @@ def check_streams(bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | N
         raise Rejected(f"memory.parquet has stream indices outside 0 to {total - 1}")
     if plan is not None:
         _check_memory_streams(bundle.memory, plan)
-        _check_rows(bundle.rows, plan)
+        if m.dataset.synthetic:
+            _check_rows(bundle.rows.select(list(PLANNED_FIELDS)), planned_rows(plan))
+        else:
+            _check_rows(hashed(bundle.rows.select(list(PLANNED_FIELDS))),
+                        planned_rows(plan, options_digests(m)), digested=True)
     return total
 
 
@@ -121,12 +137,18 @@ def _check_memory_streams(memory: pl.DataFrame, plan: Sequence[PlannedStream]) -
                        f"{show(wrong['stream_id'][0])}")
 
 
-def planned_rows(plan: Sequence[PlannedStream]) -> pl.DataFrame:
+def planned_rows(
+    plan: Sequence[PlannedStream], options: Mapping[str, str] | None = None
+) -> pl.DataFrame:
+    """The plan's questions as row fields; ``options`` replaces each question's options cell
+    (a question manifest's plan gives them as digests, its texts being digests already)."""
     return pl.DataFrame(
         [
             {
                 "stream_id": q.stream_id, "question_id": q.question_id, "question": q.text,
-                "options": json.dumps(list(q.options)), "answer_format": q.answer_format,
+                "options": (json.dumps(list(q.options)) if options is None
+                            else options[q.question_id]),
+                "answer_format": q.answer_format,
                 "gold": q.gold, "ask_time": q.ask_time, "evidence_delay": q.evidence_delay,
                 "category": q.category, "tags": json.dumps(dict(q.tags), sort_keys=True),
             }
@@ -136,10 +158,9 @@ def planned_rows(plan: Sequence[PlannedStream]) -> pl.DataFrame:
     )
 
 
-def _check_rows(rows: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:
-    """Names the first question missing, invented or differing, and the field that differs."""
-    ours = planned_rows(plan)
-    theirs = rows.select(list(PLANNED_FIELDS))
+def _check_rows(theirs: pl.DataFrame, ours: pl.DataFrame, digested: bool = False) -> None:
+    """Names the first question missing, invented or differing, and the field that differs;
+    ``digested``: ``question_plan.DIGESTED`` fields hold sha256 digests on both sides."""
     missing = ours.join(theirs, on="question_id", how="anti")
     if not missing.is_empty():
         raise Rejected(f"rows.parquet lacks question {show(missing['question_id'][0])} of the "
@@ -155,6 +176,12 @@ def _check_rows(rows: pl.DataFrame, plan: Sequence[PlannedStream]) -> None:
         differs = paired.filter(pl.col(field).ne_missing(pl.col(f"{field} stated")))
         if not differs.is_empty():
             row = differs.row(0, named=True)
+            if digested and field in DIGESTED:
+                what = "question text does" if field == "question" else "options do"
+                raise Rejected(f"question {show(row['question_id'])}: the row's {what} not "
+                               f"hash to the question manifest's (sha256 "
+                               f"{str(row[f'{field} stated'])[:12]}..., manifest "
+                               f"{row[field][:12]}...)")
             raise Rejected(f"question {show(row['question_id'])}: the row's {field} "
                            f"{show(row[f'{field} stated'])} is not the dataset's {show(row[field])}")
 

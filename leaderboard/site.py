@@ -41,6 +41,7 @@ from leaderboard import plots, tables
 from leaderboard.accepted import AcceptedRun, Rejection
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
 from leaderboard.display import published_rows, redact_paths
+from leaderboard.figures import PUBLISHED, dataset_figures
 from leaderboard.tracks import TRACKS
 from leaderboard.validate import validate_all
 from taskmem_bench.taskconfig import load_task
@@ -257,9 +258,11 @@ class _Writer:
             ],
             "Evidence delay",
         )
+        shipped = load_task(task)
         self._page(
             f"benchmarks/{task}.html", "benchmark.html.j2", root="../", task=task,
-            description=load_task(task).description,
+            description=shipped.description,
+            figures=dataset_figures(shipped.scoring, runs), published=PUBLISHED.get(task),
             runs=[{"run": r, "gain": self.gains.get(r.run_id), "group": tables.group_of(r),
                    "models": tables.models(r)} for r in runs],
             groups=tables.GROUPS,
@@ -293,6 +296,7 @@ class _Writer:
                     "models": tables.models(r), "side_channels": list(r.side_channels),
                     "seed": r.manifest.seed, "limit": r.coverage.limit,
                     "streams": r.coverage.streams, "gain": self.gains.get(r.run_id),
+                    "excluded_for_missing_media": r.coverage.excluded,
                     "tokens_per_hour": r.tokens_per_hour, **r.scores.to_dict(),
                 }
                 for r in self.accepted

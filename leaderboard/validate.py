@@ -7,12 +7,15 @@ one reason given.
 
 1. the manifest reads as the runner's (``manifest.Manifest``: every field, the right types);
 2. ``known``: the task, its config and the dataset revision are this package version's and
-   verifiable here (synthetic data only), and its names read as what they are (``names``);
+   verifiable here (synthetic data by its adapter, a real release by the question manifest
+   shipped for its revision: ``question_plan``), and its names read as what they are
+   (``names``);
 3. ``tracks``: a control is this package's control (the blind one wrote no memory); the run's
    track is decided, and a control's reader must be reproducible (``reproduce``);
 4. ``rows``: the rows belong to the run, complete and with sane values;
-5. ``plan_check``: the stream counts fit the limit and, where the dataset lists its questions,
-   the rows are exactly those of the streams covered; the limit is normalised to them;
+5. ``plan_check``: the stream counts fit the limit and, where the dataset lists its questions
+   (or a question manifest does, less what the run skipped for missing media), the rows are
+   exactly those of the streams covered; the limit is normalised to them;
 6. ``summary``: the summary's numbers are what this package computes from the rows and log;
 7. ``rescore``: every row's verdict is what the task's scoring gives its raw output;
 8. ``snapshots``: every row's memory snapshot is its stream's log up to the ask time;
@@ -23,8 +26,10 @@ one reason given.
 What it cannot check: that the memory log is what the named policy writes (the policy is not
 re-run; only the blind control's log is known: it must be empty), and, for readers that are not
 deterministic or not installed, that the reader produced the raw outputs; for datasets without
-a plan, that the questions and golds are the dataset's; that an LLM judge wrote the judge
-replies it records.
+a plan, that the questions and golds are the dataset's; for a real release, that the run saw
+the release's media (a question manifest pins questions, golds, ask times and durations, not
+the frames) and that the media it skipped were really missing; that an LLM judge wrote the
+judge replies it records.
 """
 
 from __future__ import annotations

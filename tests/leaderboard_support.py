@@ -146,7 +146,8 @@ def consistent(edit: Callable[[Parts], None]) -> Callable[[Parts], None]:
             memory[f"{unit}_total"] = total = sum(map(count, parts.memory["text"].to_list()))
             memory[f"{unit}_per_hour"] = round(total / hours, 1) if hours else None
         parts.summary = summarize(parts.rows, {**{k: parts.summary[k] for k in RUN_KEYS},
-                                               "memory": memory})
+                                               "memory": memory},
+                                  scoring=parts.summary["scoring"]["name"])
 
     return forge
 

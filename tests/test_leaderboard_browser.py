@@ -1,5 +1,5 @@
-"""The built site in a real headless Chromium (Debian's, driven by its own chromedriver; no
-browser is downloaded). Served over http on 127.0.0.1 only.
+"""The built site (mini runs; a real benchmark's page) in a real headless Chromium (Debian's,
+driven by its own chromedriver; no browser is downloaded). Served over http on 127.0.0.1 only.
 
 Without Chromium the tests skip with the reason, except under ``CI=true``, where a missing
 browser is a failure: ``make test`` installs it (the Makefile's ``browser`` step).
@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from leaderboard.site import BuildResult
+from leaderboard.site import BuildResult, build_site
+from leaderboard_real_support import egotempo_fixture_bundles
 from leaderboard_support import HOSTILE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -221,3 +222,44 @@ def test_page_without_javascript_still_shows_the_table(
     assert [h.text.split(":")[0] for h in heads] == ["Ranking", "Runs of part of a benchmark", "Controls"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / "leaderboard-no-js.png"))
+
+
+# ------------------------------------------------------------------ a real benchmark
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory: pytest.TempPathFactory, mini_cache: Path,
+              tiny_text_model: Path) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("real-site")
+    egotempo_fixture_bundles(folder / "results", tiny_text_model)
+    site = build_site(folder / "results", folder / "site").site
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+def test_a_real_benchmark_page_shows_its_figures_and_the_papers_numbers(
+    make_browser: Callable[..., Any], real_site: str
+) -> None:
+    browser = make_browser()
+    browser.get_log("browser")
+    browser.get(real_site + "index.html")
+    browser.find_element("link text", "egotempo_stream").click()
+    assert browser.current_url.endswith("benchmarks/egotempo_stream.html")
+    headings = [h.text for h in browser.find_elements("css selector", "h2")]
+    assert "Judged accuracy by question type" in headings
+    figures = browser.find_element("css selector", "table.figures")
+    assert figures.is_displayed()
+    assert {row.find_element("css selector", "td.policy").text.split(" · ")[0]
+            for row in figures.find_elements("css selector", "tbody tr")} == {"blind", "subtitles"}
+    assert "(transformers)" in figures.text  # the judge's model identity
+    reference = browser.find_element("css selector", "section.published")
+    assert reference.is_displayed() and "not re-scored" in reference.text
+    assert "TaskMem" in reference.find_element("css selector", "table.reference").text
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "benchmark-egotempo.png"))
