@@ -41,7 +41,7 @@ class TaskMemTrainer(Trainer):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         add_arguments(parser)
 
-    def train(self, args: argparse.Namespace) -> int:
+    def run(self, args: argparse.Namespace) -> int:
         return train(args)
 
 

@@ -9,6 +9,7 @@ component without a model, unusable run dir or folder); 130 interrupted (Ctrl-C)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shlex
@@ -44,7 +45,7 @@ from taskmem_bench.taskconfig import (
     load_task,
     parse_override,
 )
-from taskmem_bench.trainer import available_trainers, load_trainer
+from taskmem_bench.trainer import PackageCommand, Reproduction, Trainer
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -120,12 +121,18 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="another dataset setting (repeatable)",
     )
+    prep.add_argument(
+        "--publish-manifest", type=Path, metavar="OUT.json",
+        help="also write the release's question manifest (no question text) for the leaderboard",
+    )
     prep.set_defaults(handler=_prepare)
 
-    train = commands.add_parser("train", help="train a policy's models (e.g. taskmem)")
-    train.add_argument("trainer", help=f"one of: {', '.join(sorted(available_trainers()))}")
-    train.add_argument("options", nargs=argparse.REMAINDER, help="the trainer's own options")
-    train.set_defaults(handler=_train)
+    for verb, base, purpose in (("train", Trainer, "train a policy's models (e.g. taskmem)"),
+                                ("reproduce", Reproduction, "reproduce a paper's figures (e.g. taskmem)")):
+        command = commands.add_parser(verb, help=purpose)
+        command.add_argument("name", help=f"one of: {', '.join(sorted(base.available()))}")
+        command.add_argument("options", nargs=argparse.REMAINDER, help="the command's own options")
+        command.set_defaults(handler=functools.partial(_package_command, verb, base))
 
     board = commands.add_parser("leaderboard", help="the static leaderboard site")
     board_commands = board.add_subparsers(dest="leaderboard_command", required=True)
@@ -361,17 +368,23 @@ def _prepare(args: argparse.Namespace) -> int:
 
     adapter = load_adapter(args.dataset)()
     config = config_for(adapter, args.root, dict(map(parse_override, args.overrides)))
-    for line in report_lines(prepare(adapter, config)):
+    report = prepare(adapter, config)
+    lines = report_lines(report)
+    if args.publish_manifest is not None:
+        from taskmem_bench.question_manifest import publish
+
+        lines += publish(adapter, config, report, args.publish_manifest)
+    for line in lines:
         out.print(escape(line), highlight=False, soft_wrap=True)
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    trainer = load_trainer(args.trainer)
-    parser = argparse.ArgumentParser(prog=f"taskmem-bench train {args.trainer}",
-                                     description=trainer.description)
-    trainer.add_arguments(parser)
-    return trainer().train(parser.parse_args(args.options))
+def _package_command(verb: str, base: type[PackageCommand], args: argparse.Namespace) -> int:
+    command = base.load(args.name)
+    parser = argparse.ArgumentParser(prog=f"taskmem-bench {verb} {args.name}",
+                                     description=command.description)
+    command.add_arguments(parser)
+    return command().run(parser.parse_args(args.options))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from taskmem_bench.scoring.judge import JudgeConfig, LLMJudge
 from taskmem_bench.scoring.base import Scoring, load_scoring
 from taskmem_bench.taskconfig import (
     ConfigError,
+    LearningSettings,
     Overridable,
     RunSettings,
     SideChannels,
@@ -216,6 +217,7 @@ def overridable_sections(
         Overridable("stream", StreamSettings, _as_dict(task.stream)),
         Overridable("side_channels", SideChannels, _as_dict(task.side_channels)),
         Overridable("memory", MemoryBudget, _as_dict(task.memory)),
+        Overridable("learning", LearningSettings, _as_dict(task.learning)),
         Overridable("policy", policy_cls.Config, dict(task.policy_args)),
         Overridable("reader", reader_cls.Config, dict(task.reader_args) if task_reader else {}),
         Overridable("run", RunSettings, {}),
@@ -243,6 +245,7 @@ def build_plan(
         stream=resolved["stream"],
         side_channels=resolved["side_channels"],
         memory=resolved["memory"],
+        learning=resolved["learning"],
         reader=reader_name,
         # resolved into the configs below, the one copy the plan keeps
         dataset_args={}, policy_args={}, reader_args={}, judge_args={},

@@ -62,13 +62,19 @@ class CallGuard:
 
     component: str
     timeout_s: float | None
-    _abandoned: tuple[str, threading.Event] | None = None  # the call, and set once it returned
+    # the abandoned call, its limit, and an event set once it returned
+    _abandoned: tuple[str, str, threading.Event] | None = None
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``, named ``<component>.<what>`` in errors."""
+    def call(
+        self, what: str, fn: Callable[..., T], *args: Any,
+        limit: tuple[str, float | None] | None = None,
+    ) -> T:
+        """``fn(*args)``, named ``<component>.<what>`` in errors; ``limit`` (a setting's name and
+        its seconds, e.g. ``adapt_timeout_s``) bounds this call instead of ``timeout_s``."""
         what = f"{self.component}.{what}"
         self._check_free(what)
-        if self.timeout_s is None:
+        setting, timeout_s = limit or ("call_timeout_s", self.timeout_s)
+        if timeout_s is None:
             return fn(*args)
         outcome: list[tuple[bool, Any]] = []
         returned = threading.Event()
@@ -82,11 +88,9 @@ class CallGuard:
                 returned.set()
 
         threading.Thread(target=work, name=f"taskmem {what}", daemon=True).start()
-        if not returned.wait(self.timeout_s):
-            self._abandoned = (what, returned)
-            raise CallTimeout(
-                f"{what} exceeded call_timeout_s={self.timeout_s:g} s; the call was abandoned"
-            )
+        if not returned.wait(timeout_s):
+            self._abandoned = (what, f"{setting}={timeout_s:g} s", returned)
+            raise CallTimeout(f"{what} exceeded {setting}={timeout_s:g} s; the call was abandoned")
         done, value = outcome[0]
         if not done:
             raise value
@@ -95,11 +99,11 @@ class CallGuard:
     def _check_free(self, what: str) -> None:
         if self._abandoned is None:
             return
-        abandoned, returned = self._abandoned
+        abandoned, limit, returned = self._abandoned
         if not returned.is_set():
             raise ComponentUnavailable(
-                f"{self.component} still busy with a call abandoned after "
-                f"call_timeout_s={self.timeout_s:g} s ({abandoned}); {what} was not made"
+                f"{self.component} still busy with a call abandoned after {limit} ({abandoned}); "
+                f"{what} was not made"
             )
         self._abandoned = None
 

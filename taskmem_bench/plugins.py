@@ -1,6 +1,6 @@
 """The one plugin lookup of every kind (policies, readers, datasets, scorings, memory views,
-backends, trainers): a name in the kind's entry-point group, or a ``module:Class`` path, so a
-plugin nobody installed runs without an edit to this package."""
+backends, trainers, reproductions): a name in the kind's entry-point group, or a
+``module:Class`` path, so a plugin nobody installed runs without an edit to this package."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class UnknownPluginError(LookupError):
 
 
 PLUGIN_KINDS = ("policies", "readers", "backends", "datasets", "scorings", "memory-views",
-                "trainers")
+                "trainers", "reproductions")
 """Every plugin kind; kind ``memory-views`` is the entry-point group
 ``taskmem_bench.memory_views``, and so on (``taskmem-bench list KIND``)."""
 

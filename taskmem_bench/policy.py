@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from taskmem_bench.backends.base import VideoPart
@@ -43,7 +44,8 @@ class Policy(ABC):
       and returns one list of entries per clip, in the same order;
     * if ``observe`` raises, the runner retries the batch one clip at a time to find the failing
       stream, so a policy must not commit per-stream state for a batch that raises;
-    * ``notice`` and ``end_stream`` are optional hooks.
+    * ``notice`` and ``end_stream`` are optional hooks; so is ``end_wave``, for a policy that
+      ``learns_across_streams``.
 
     Subclasses set ``name`` and ``version``, and ``Config`` to a frozen dataclass of settings
     (``--set key=value`` on the command line fills it).
@@ -61,6 +63,12 @@ class Policy(ABC):
     """False for controls that hand the reader frames they kept (recent-frames) besides their
     text memory. Such runs are not memory-only: the manifest says so and the leaderboard lists
     them as controls."""
+    learns_across_streams: bool = False
+    """True for a policy that changes what it writes from what it saw on earlier streams (e.g.
+    trains on the task notices it got). It may change only in ``end_wave``: the runner then runs
+    streams in index order in waves of the task's ``learning.wave_streams`` and calls
+    ``end_wave`` between them, so its rows do not depend on batching. A subclass may override it
+    with a property that depends on its config."""
 
     def __init__(self, config: Any = None, *, seed: int = 0) -> None:
         self.config = config if config is not None else self.Config()
@@ -77,6 +85,15 @@ class Policy(ABC):
 
     def end_stream(self, stream_id: str) -> None:
         """The stream is over; release its state."""
+
+    def end_wave(self, stream_ids: Sequence[str], workspace: Path) -> Mapping[str, Any] | None:
+        """Every stream of a wave has ended (``end_stream`` was called); ``stream_ids`` are the
+        wave's, in stream index order; ``workspace`` is an empty folder of the run directory
+        for what the adaptation writes (an adapter, say), kept with the run. Called only when ``learns_across_streams``; the one place
+        such a policy may adapt. Returns a JSON-able record of what it did (kept in the run
+        directory's ``adaptations.jsonl``), or None when it did nothing. If it raises or runs
+        past its deadline the error is recorded and the run goes on."""
+        return None
 
     def recall(self, stream_id: str, t: float) -> VideoPart | None:
         """Frames for the reader of a question asked at ``t`` (controls with ``memory_only =

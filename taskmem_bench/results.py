@@ -7,6 +7,8 @@ A run directory holds one (task, policy) run::
     memory/NNNNNN.jsonl          the stream's memory log (the snapshot a row used is a prefix)
     rows.parquet       all rows, merged from the parts when the run ends
     summary.json       scores, breakdowns, failures, memory size and timing
+    adaptations.jsonl  each ``end_wave`` of a policy that learns across streams (``Adaptation``)
+    adaptations/wave-NNNN/       what that wave's ``end_wave`` wrote (e.g. an adapter)
 
 Every file is written to a temporary name and renamed into place, so a killed run leaves only
 whole files (and temporaries, which the next run or resume removes); a resumed run keeps
@@ -149,6 +151,33 @@ class FailureCause:
     questions: int
 
 
+@dataclass(frozen=True)
+class Adaptation:
+    """One ``Policy.end_wave`` call of a policy that learns across streams: after which wave and
+    streams it ran, what the policy had seen by then, when and for how long it ran, and what
+    the policy reported (``record``) or why it failed (``error``, one line; ``traceback``)."""
+
+    wave: int
+    stream_ids: tuple[str, ...]
+    streams_seen: int
+    questions_seen: int
+    """Task notices the policy was given, over all streams so far."""
+    started_at: str
+    """UTC, ISO 8601."""
+    wall_s: float
+    record: dict[str, Any] | None
+    error: str | None = None
+    traceback: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> Adaptation:
+        data = json.loads(line)
+        return cls(**{**data, "stream_ids": tuple(data["stream_ids"])})
+
+
 class RunDirError(RuntimeError):
     """A run directory that cannot be used: one that may not be overwritten or resumed, or
     whose files are damaged."""
@@ -164,6 +193,7 @@ class RunDir:
         self.summary_path = self.path / "summary.json"
         self.parts = self.path / "parts"
         self.memory = self.path / "memory"
+        self.adaptations_path = self.path / "adaptations.jsonl"
 
     def open(self, manifest: Manifest, *, resume: bool) -> dict[int, bool]:
         """Start or resume the run; returns finished stream indices mapped to "failed".
@@ -237,6 +267,24 @@ class RunDir:
             write_json(self.parts / f"{index:06d}.failure.json", record)
         suffix = "failed.parquet" if failure is not None else "parquet"
         write_parquet(self.parts / f"{index:06d}.{suffix}", rows_frame(rows))
+
+    def append_adaptation(self, adaptation: Adaptation) -> None:
+        """Add one ``end_wave`` call to ``adaptations.jsonl`` (the file rewritten atomically:
+        a killed run never leaves half a line)."""
+        lines = self.adaptations_path.read_text() if self.adaptations_path.exists() else ""
+        lines += adaptation.to_json() + "\n"
+        write_atomic(self.adaptations_path, lambda tmp: tmp.write_text(lines))
+
+    def adaptation_folder(self, wave: int) -> Path:
+        """The folder ``end_wave`` of wave ``wave`` may write into (``adaptations/wave-NNNN``)."""
+        return self.path / "adaptations" / f"wave-{wave:04d}"
+
+    def adaptations(self) -> list[Adaptation]:
+        """The run's ``end_wave`` calls in the order they ran; none for other policies."""
+        if not self.adaptations_path.exists():
+            return []
+        lines = self.adaptations_path.read_text().splitlines()
+        return [Adaptation.from_json(line) for line in lines]
 
     def has_failed_questions(self, index: int) -> bool:
         """A finished stream with questions that failed (a reader, scoring or judge error, e.g.

@@ -5,7 +5,8 @@ and questions and each round's batches (``schedule``), calling plugins under a d
 isolating their failures (``plugin_calls``), verdicts (the task's ``Scoring``, which calls the
 LLM judge), the rows (``question_rows``) and the closing summary (``run_summary``). What stays
 here is the policy's lifecycle per stream and the round that ties the jobs together: advance
-every stream to its next clip, answer what is due, observe a batch.
+every stream to its next clip, answer what is due, observe a batch. A policy that learns across
+streams runs them in waves (``schedule.waves``) and adapts between them (``adaptation``).
 
 A failing policy, decoder or reader costs only the stream (or question) it failed on: the
 failure is recorded with its traceback and the run goes on. That holds for what a plugin raises
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from taskmem_bench.adaptation import end_wave, learns_across_streams
 from taskmem_bench.backends import loaded_backend
 from taskmem_bench.backends.base import BackendSettings, VideoPart
 from taskmem_bench.datasets import DatasetRelease
@@ -49,7 +51,7 @@ from taskmem_bench.question_rows import answered_row, failed_row
 from taskmem_bench.readers import Reader, ReaderInput, ReaderOutput
 from taskmem_bench.results import RunDir
 from taskmem_bench.run_summary import Timing, write_summary
-from taskmem_bench.schedule import Checkpoint, LiveStream, causal_order, round_batches
+from taskmem_bench.schedule import Checkpoint, LiveStream, causal_order, round_batches, waves
 from taskmem_bench.schema import Clip, Episode, Question, StreamInfo, TaskNotice
 from taskmem_bench.scoring.base import RememberingJudge, ScoredAnswer, ScoringItem
 from taskmem_bench.scoring.judge import JudgeItem, Judgment, LLMJudge
@@ -110,34 +112,37 @@ class StreamingRunner:
         self.episodes = plan.episodes(release)
         self.run_dir = RunDir(run_dir)
         self.policy, policy_failure = constructed("policy", policy, plan.make_policy)
+        self.learns, learns_failure = learns_across_streams(self.policy)
         self.reader, reader_failure = constructed("reader", reader, plan.make_reader)
-        self.unusable = policy_failure or reader_failure  # every stream's failure, if any
+        # every stream's failure, if any
+        self.unusable = policy_failure or learns_failure or reader_failure
         self.policy_calls = CallGuard("policy", plan.settings.call_timeout_s)
         self.reader_calls = CallGuard("reader", plan.settings.call_timeout_s)
         self.scoring = plan.scoring
         self.on_progress = on_progress  # ("clip" | "question" | "stream", stream id) done
         self.timing = Timing()
         self.rounds = 0
+        self.streams_seen = self.questions_seen = 0  # given to the policy; adaptations record them
 
     def run(self, manifest: Manifest, *, resume: bool = False) -> RunOutcome:
         started = time.perf_counter()
+        if resume and self.learns and self.run_dir.finished_streams():
+            raise ConfigError(
+                f"cannot resume {self.run_dir.path}: policy '{self.plan.policy_name}' learns "
+                "across streams, and what it learned from the finished streams cannot be "
+                "restored; run it again with another --out"
+            )
         finished = self.run_dir.open(manifest, resume=resume)
         kept = {i for i, failed in finished.items()
                 if not failed and not self.run_dir.has_failed_questions(i)}
-        queue = deque(
-            (i, episode) for i, episode in enumerate(self.episodes) if i not in kept
-        )
         for i in sorted(kept):
             self.on_progress("stream", self.episodes[i].stream.id)
-        active: list[LiveStream] = []
-        while queue or active:
-            while queue and len(active) < self.plan.settings.streams_in_flight:
-                active.append(self._start(*queue.popleft()))
-            self.rounds += 1
-            self._round(active)
-            for stream in [s for s in active if s.done]:
-                self._finish(stream)
-                active.remove(stream)
+        pending = [(i, episode) for i, episode in enumerate(self.episodes) if i not in kept]
+        wave_streams = self.plan.task.learning.wave_streams if self.learns else None
+        for wave in waves(pending, wave_streams):
+            self._run_streams(wave)
+            if self.learns:
+                self._end_wave(wave)
         summary = write_summary(self.run_dir, self.plan, self.episodes, len(self.release.skipped),
                                 self.timing, time.perf_counter() - started)
         self._record_backends()
@@ -147,6 +152,31 @@ class StreamingRunner:
             if was_failed
         )
         return RunOutcome(self.run_dir.path, summary, failed, resumed_streams=len(kept))
+
+    def _run_streams(self, streams: list[tuple[int, Episode]]) -> None:
+        """Run these streams to their end, up to ``streams_in_flight`` at a time."""
+        queue = deque(streams)
+        active: list[LiveStream] = []
+        while queue or active:
+            while queue and len(active) < self.plan.settings.streams_in_flight:
+                active.append(self._start(*queue.popleft()))
+            self.rounds += 1
+            self._round(active)
+            for stream in [s for s in active if s.done]:
+                self._finish(stream)
+                active.remove(stream)
+
+    def _end_wave(self, wave: list[tuple[int, Episode]]) -> None:
+        """The barrier after a wave: the policy adapts (``adaptation.end_wave``) and the call
+        is recorded; a failed adaptation costs no stream."""
+        number = wave[0][0] // self.plan.task.learning.wave_streams
+        adaptation = end_wave(
+            self.policy, self.policy_calls, self.plan.settings.adapt_limit,
+            wave=number, stream_ids=[episode.stream.id for _, episode in wave],
+            workspace=self.run_dir.adaptation_folder(number),
+            streams_seen=self.streams_seen, questions_seen=self.questions_seen,
+        )
+        self.run_dir.append_adaptation(adaptation)
 
     def _record_backends(self) -> None:
         """What each loaded backend reports about its model (resolved dtype and device, file
@@ -204,6 +234,7 @@ class StreamingRunner:
         if self.unusable is not None:
             state.failure = self.unusable
             return state
+        self.streams_seen += 1
         try:
             self.policy_calls.call("start_stream()", self.policy.start_stream, info)
         except PLUGIN_FAILURES:
@@ -244,6 +275,7 @@ class StreamingRunner:
             )
             try:
                 self.policy_calls.call("notice()", self.policy.notice, notice)
+                self.questions_seen += 1
             except PLUGIN_FAILURES:
                 stream.failure = stream.failure or ("policy_error", traceback.format_exc())
 

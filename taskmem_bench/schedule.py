@@ -14,10 +14,14 @@ import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from taskmem_bench.memory import MemoryStore
 from taskmem_bench.results import QuestionRow
 from taskmem_bench.schema import Clip, Episode, Question
+
+
+T = TypeVar("T")
 
 
 class Checkpoint:
@@ -106,3 +110,15 @@ def round_batches(active: Sequence[LiveStream], size: int) -> list[list[LiveStre
     ready.sort(key=lambda s: s.waiting_since)  # stable: equal waits keep their order
     sent = len(ready) - len(ready) % size if len(ready) >= size else len(ready)
     return [ready[start : start + size] for start in range(0, sent, size)]
+
+
+def waves(indexed: Sequence[tuple[int, T]], size: int | None) -> list[list[tuple[int, T]]]:
+    """The streams to run (``(index, item)`` pairs) grouped into waves, in index order: stream
+    ``i`` is in wave ``i // size``. A policy that learns across streams adapts between waves,
+    so a wave starts only once the one before it has finished. ``size`` None: one group."""
+    if size is None:
+        return [list(indexed)]
+    grouped: dict[int, list[tuple[int, T]]] = {}
+    for pair in sorted(indexed, key=lambda pair: pair[0]):
+        grouped.setdefault(pair[0] // size, []).append(pair)
+    return list(grouped.values())

@@ -9,6 +9,7 @@ side channels exist and which the run allows, the memory budget and the default 
     stream: {clip_seconds: 10, sample_fps: 2}
     side_channels: {available: [speech], allowed: [speech]}
     memory: {tokens_per_clip: 16}
+    learning: {wave_streams: 8}   # streams per wave of a policy that learns across streams
     reader: cpu
     reader_args: {}          # also policy_args, judge_args: see below
     scoring: paper           # or videomme / egolife / egotempo (scoring/variants.py)
@@ -17,8 +18,8 @@ side channels exist and which the run allows, the memory budget and the default 
 ``include: other.yaml`` merges another task file underneath (its keys are overridden).
 
 Every setting has one route (``plan.build_plan``): its config's default, then the task's value,
-then ``--set``. The stream, side-channel and budget sections are the task's own; the dataset,
-policy, reader and judge are plugins, whose settings the task gives as ``dataset_args``,
+then ``--set``. The stream, side-channel, budget and learning sections are the task's own; the
+dataset, policy, reader and judge are plugins, whose settings the task gives as ``dataset_args``,
 ``policy_args``, ``reader_args`` and ``judge_args``, all applied by one rule: they are that
 component's starting values, validated with its ``Config`` (a key it lacks is an error), while
 the component is the task's: ``reader_args`` only while the task's reader is used (another
@@ -30,6 +31,7 @@ policies share (e.g. ``ModelPolicy``'s decoding).
 from __future__ import annotations
 
 import dataclasses
+import re
 import hashlib
 import json
 import math
@@ -76,20 +78,45 @@ class SideChannels:
 
 
 @dataclass(frozen=True)
+class LearningSettings:
+    """How a policy that learns across streams (``Policy.learns_across_streams``) meets them:
+    streams run in index order in waves of ``wave_streams``, and it adapts only between waves.
+    It changes such a policy's rows, so it is hashed into the plan; other policies ignore it."""
+
+    wave_streams: int = 8
+
+    def __post_init__(self) -> None:
+        if self.wave_streams < 1:
+            raise ValueError("wave_streams must be at least 1")
+
+
+@dataclass(frozen=True)
 class RunSettings:
-    """Throughput knobs and the call deadline; they change speed, never a result that was
+    """Throughput knobs and the call deadlines; they change speed, never a result that was
     computed (a call past the deadline fails its stream or questions, recorded as failures)."""
 
     batch_size: int = 8
     streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
     call_timeout_s: float | None = None
     """Wall-clock limit of each policy and reader call (``plugin_calls.CallGuard``); None: none."""
+    adapt_timeout_s: float | None = None
+    """Wall-clock limit of each ``Policy.end_wave`` (adapting may train for far longer than a
+    call takes); None: ``call_timeout_s`` applies."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:
             raise ValueError("batch_size and streams_in_flight must be at least 1")
-        if self.call_timeout_s is not None and not 0 < self.call_timeout_s < math.inf:
-            raise ValueError("call_timeout_s must be positive and finite (or none)")
+        for name in ("call_timeout_s", "adapt_timeout_s"):
+            limit = getattr(self, name)
+            if limit is not None and not 0 < limit < math.inf:
+                raise ValueError(f"{name} must be positive and finite (or none)")
+
+    @property
+    def adapt_limit(self) -> tuple[str, float | None]:
+        """The setting that bounds ``end_wave`` and its seconds."""
+        if self.adapt_timeout_s is not None:
+            return "adapt_timeout_s", self.adapt_timeout_s
+        return "call_timeout_s", self.call_timeout_s
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,7 @@ class TaskConfig:
     stream: StreamSettings = StreamSettings()
     side_channels: SideChannels = SideChannels()
     memory: MemoryBudget = MemoryBudget()
+    learning: LearningSettings = LearningSettings()
     reader: str = "cpu"
     reader_args: Mapping[str, Any] = field(default_factory=dict)
     policy_args: Mapping[str, Any] = field(default_factory=dict)
@@ -114,9 +142,13 @@ class TaskConfig:
         resolved into its configs instead, so its record is ``RunPlan.task_record``.
         ``policy_args`` and ``judge_args`` are left out: a run records the configs they went
         into (the manifest's ``policy.config``, ``judge.config``), and so a task without them
-        records what it recorded before they existed."""
+        records what it recorded before they existed. ``learning`` is left out while it holds
+        its defaults, for the same reason; a task or ``--set`` that changes it is recorded (and
+        hashed)."""
         record = json.loads(json.dumps(dataclasses.asdict(self)))
         del record["policy_args"], record["judge_args"]
+        if self.learning == LearningSettings():
+            del record["learning"]
         return record
 
 
@@ -136,7 +168,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise ConfigError(f"task file {path.name} includes itself")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"task file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -159,6 +191,26 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with only ``true``/``false`` as booleans (YAML 1.2): PyYAML's 1.1 rules read
+    ``off``, ``on``, ``yes`` and ``no`` as booleans, so ``--set adapt=off`` would reach a
+    setting whose choices are words as ``False``. A boolean setting still takes those words:
+    its validation reads them."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Task files and ``--set`` values, read with :class:`_Loader`."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -210,7 +262,8 @@ def load_task(name_or_path: str) -> TaskConfig:
         raise ConfigError(f"task file not found: {path}")
     data = _read_yaml(path)
     data.setdefault("name", path.stem)
-    sections = {"stream": StreamSettings, "side_channels": SideChannels, "memory": MemoryBudget}
+    sections = {"stream": StreamSettings, "side_channels": SideChannels, "memory": MemoryBudget,
+                "learning": LearningSettings}
     for key, cls in sections.items():
         data[key] = validate(cls, data.get(key) or {}, f"task {path.name}: {key}")
     task = validate(TaskConfig, data, f"task {path.name}")
@@ -249,7 +302,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"malformed --set '{text}'; expected key=value, e.g. --set sample_fps=2")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"malformed --set '{text}': {exc}") from None
     if isinstance(value, str) and value.lower() == "none":

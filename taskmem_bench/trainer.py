@@ -1,8 +1,10 @@
-"""The trainer plugin contract: ``taskmem-bench train NAME ...`` hands its arguments to the
-trainer registered as ``NAME`` under the entry-point group ``taskmem_bench.trainers``.
+"""Commands a policy package ships: ``taskmem-bench train NAME ...`` and ``taskmem-bench
+reproduce NAME ...`` hand their arguments to the command registered as ``NAME`` under the
+entry-point group ``taskmem_bench.trainers`` or ``taskmem_bench.reproductions``.
 
-A trainer owns its command-line options (``add_arguments``) and its stages; the harness only
-finds it, so a policy package can ship the command that retrains its models.
+A command owns its command-line options (``add_arguments``) and its work; the harness only
+finds it, so a policy package can ship the command that retrains its models and the one that
+reproduces its paper's figures.
 """
 
 from __future__ import annotations
@@ -13,25 +15,39 @@ from typing import ClassVar
 
 from taskmem_bench.plugins import load, registered
 
-ENTRY_POINT_GROUP = "taskmem_bench.trainers"
 
-
-class Trainer(ABC):
+class PackageCommand(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    group: ClassVar[str]
+    kind: ClassVar[str]
 
     @classmethod
     @abstractmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None: ...
 
     @abstractmethod
-    def train(self, args: argparse.Namespace) -> int:
-        """Run the requested training; the command's exit code."""
+    def run(self, args: argparse.Namespace) -> int:
+        """Do the work; the command's exit code."""
+
+    @classmethod
+    def available(cls) -> dict[str, str]:
+        return registered(cls.group)
+
+    @classmethod
+    def load(cls, name: str) -> type[PackageCommand]:
+        return load(cls.group, cls.kind, name, cls)
 
 
-def available_trainers() -> dict[str, str]:
-    return registered(ENTRY_POINT_GROUP)
+class Trainer(PackageCommand):
+    """Retrains a policy's models (``taskmem-bench train``)."""
+
+    group = "taskmem_bench.trainers"
+    kind = "trainer"
 
 
-def load_trainer(name: str) -> type[Trainer]:
-    return load(ENTRY_POINT_GROUP, "trainer", name, Trainer)
+class Reproduction(PackageCommand):
+    """Reproduces a paper's figures end to end (``taskmem-bench reproduce``)."""
+
+    group = "taskmem_bench.reproductions"
+    kind = "reproduction"

@@ -322,6 +322,18 @@ def test_cache_answers_reruns_without_requests(tmp_path):
     assert len(list((tmp_path / "cache").glob("*/*.json"))) == 3
 
 
+def test_top_k_travels_as_vllms_extension_only_when_set_and_keys_the_cache(tmp_path):
+    plain = text_request("a")
+    top_k = ChatRequest(plain.messages, Sampling(max_new_tokens=8, temperature=0.6, top_k=20))
+    assert "top_k" not in encode_request(plain, MODEL)
+    assert encode_request(top_k, MODEL)["top_k"] == 20
+    with ChatServer(EchoBackend()) as server:
+        first, second = client(server, tmp_path).generate([plain, top_k])
+        assert server.stats.requests == 2  # top_k is part of the cache key
+    assert json.loads(second.text)["digest"] == digest(top_k)  # arrived intact
+    assert first.text != second.text
+
+
 def test_failed_requests_are_not_cached(tmp_path):
     with ChatServer(EchoBackend(), faults=(400,)) as server:
         with pytest.raises(OpenAIBackendError):

@@ -183,6 +183,16 @@ def test_sampling_is_reproducible_per_request_seed(text_backend: TransformersBac
     assert greedy.text not in {g.text for g in in_a_batch[:3]}
 
 
+def test_top_k_one_samples_the_greedy_text(text_backend: TransformersBackend) -> None:
+    greedy = text_backend.generate([ask("Describe the kitchen.", 16)])[0]
+    sampled = [ask("Describe the kitchen.", 16, temperature=1.5, seed=s, top_k=1) for s in (1, 2)]
+    assert [g.text for g in text_backend.generate(sampled)] == [greedy.text] * 2
+    unrestricted = ask("Describe the kitchen.", 16, temperature=1.5, seed=1)
+    assert text_backend.generate([unrestricted])[0].text != greedy.text
+    with pytest.raises(ValueError, match="invalid sampling"):
+        Sampling(top_k=0)
+
+
 def test_describe_identifies_the_model(
     vl_backend: TransformersBackend, tiny_vl_model: Path, tmp_path: Path
 ) -> None:

@@ -128,6 +128,7 @@ def test_sampling_maps_one_to_one():
     assert sampling_params(Sampling(max_new_tokens=5, temperature=0.7, top_p=0.9, seed=3)) == {
         "max_tokens": 5, "temperature": 0.7, "top_p": 0.9, "seed": 3
     }
+    assert sampling_params(Sampling(temperature=0.6, top_k=20))["top_k"] == 20
 
 
 def test_engine_arguments(tmp_path: Path):

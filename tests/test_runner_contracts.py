@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,212 @@ def test_run_directory_is_never_silently_reused(coded_release: DatasetRelease, t
     other = make_plan(FrameDigestPolicy, SpyReader, policy_config=DigestConfig(words=1))
     with pytest.raises(RunDirError, match="different plan"):
         run_plan(other, coded_release, tmp_path, resume=True)
+
+
+# -- a policy that learns across streams: waves, adaptation between them, batching-independent
+
+
+def _in_waves(plan, wave_streams: int, **settings):
+    """``plan`` with the task's streams per wave and run settings changed."""
+    from taskmem_bench.taskconfig import LearningSettings
+
+    task = dataclasses.replace(plan.task, learning=LearningSettings(wave_streams=wave_streams))
+    return dataclasses.replace(plan, task=task,
+                               settings=dataclasses.replace(plan.settings, **settings))
+
+
+def _learning_run(release, out: Path, wave_streams: int, *, config=None, policy=None, **settings):
+    from learning_policy import WaveLearner
+
+    plan = _in_waves(make_plan(WaveLearner, SpyReader, policy_config=config), wave_streams, **settings)
+    return run_plan(plan, release, out, policy=policy)
+
+
+def _timeless(adaptations) -> list[dict]:
+    """What an adaptation records but its clock: started_at and wall_s vary from run to run."""
+    return [{k: v for k, v in dataclasses.asdict(a).items() if k not in ("started_at", "wall_s")}
+            for a in adaptations]
+
+
+def test_a_learning_policys_results_do_not_depend_on_batching(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    """Rows, memory and adaptations are identical for every batch size and streams in flight,
+    also with fewer streams in flight than a wave holds and more than the run has."""
+    runs = {}
+    for batch_size in (1, 3, 8):
+        for in_flight in (1, 2, 16):
+            outcome = _learning_run(coded_release, tmp_path / f"{batch_size}-{in_flight}", 3,
+                                    batch_size=batch_size, streams_in_flight=in_flight)
+            run_dir = RunDir(outcome.run_dir)
+            runs[batch_size, in_flight] = (_rows(outcome), run_dir.memory_logs(),
+                                           _timeless(run_dir.adaptations()))
+    (rows, logs, adaptations), *others = runs.values()
+    for key, (other_rows, other_logs, other_adaptations) in zip(list(runs)[1:], others):
+        assert other_rows.equals(rows), key
+        assert other_logs == logs, key
+        assert other_adaptations == adaptations, key
+    # what it learned reached later memory: wave 1 (coded-3) writes after one wave's lessons
+    assert [a["wave"] for a in adaptations] == [0, 1]
+    assert all("after 1 waves, 8 questions" in e.entry.text for e in logs[3])
+
+
+def test_a_learning_policy_changes_only_between_waves(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    """A stream of wave k sees exactly what waves < k taught: its wave starts only after every
+    stream of the previous wave ended and ``end_wave`` ran, with the wave's ids in index order."""
+    from learning_policy import WaveLearner
+
+    policy = WaveLearner()
+    outcome = _learning_run(coded_release, tmp_path, 2, policy=policy, batch_size=3,
+                            streams_in_flight=16)
+    barriers = [i for i, (kind, _, _) in enumerate(policy.log) if kind == "end_wave"]
+    assert barriers == [4, 9]
+    first_wave, second_wave = policy.log[:4], policy.log[5:9]
+    assert sorted(first_wave) == [("end", "coded-0", 0), ("end", "coded-1", 0),
+                                  ("start", "coded-0", 0), ("start", "coded-1", 0)]
+    assert sorted(second_wave) == [("end", "coded-2", 1), ("end", "coded-3", 1),
+                                   ("start", "coded-2", 1), ("start", "coded-3", 1)]
+    assert [policy.log[i] for i in barriers] == [("end_wave", "coded-0,coded-1", 1),
+                                                 ("end_wave", "coded-2,coded-3", 2)]
+    run_dir = RunDir(outcome.run_dir)
+    for index, log in run_dir.memory_logs().items():
+        assert log and all(f"after {index // 2} waves" in e.entry.text for e in log), index
+    first, second = run_dir.adaptations()
+    assert (first.wave, first.stream_ids, first.streams_seen, first.questions_seen) == (
+        0, ("coded-0", "coded-1"), 2, 6)
+    assert (second.wave, second.stream_ids, second.streams_seen, second.questions_seen) == (
+        1, ("coded-2", "coded-3"), 4, 10)
+    assert first.record["categories"] == second.record["categories"] == ["counting", "ocr"]
+    assert len({first.record["lesson"], second.record["lesson"]}) == 2
+    assert first.error is None and first.wall_s >= 0 and first.started_at.endswith("+00:00")
+    assert outcome.failed_streams == ()
+
+
+def test_streams_per_wave_is_hashed_and_changes_a_learning_policys_rows(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    from taskmem_bench.manifest import hashed_plan
+    from taskmem_bench.plan import build_plan
+    from taskmem_bench.taskconfig import config_hash, load_task
+
+    release = DatasetRelease(name="mini", revision="r", episodes=(), synthetic=True)
+
+    def plan_hash(*overrides: tuple[str, object], task: str = "mini") -> str:
+        plan = build_plan(load_task(task), "blind", overrides=overrides)
+        return config_hash(hashed_plan(plan.describe(release)))
+
+    default = plan_hash()
+    assert plan_hash(("learning.wave_streams", 8)) == default
+    assert plan_hash(("wave_streams", 4)) != default
+    assert plan_hash(("batch_size", 3), ("streams_in_flight", 5), ("adapt_timeout_s", 60)) == default
+    task_file = tmp_path / "waves.yaml"
+    task_file.write_text("include: %s\nlearning: {wave_streams: 4}\n"
+                         % files("taskmem_bench.tasks").joinpath("mini.yaml"))
+    assert plan_hash(task=str(task_file)) == plan_hash(("wave_streams", 4))
+    assert plan_hash(("wave_streams", 2), task=str(task_file)) == plan_hash(("wave_streams", 2))
+    with pytest.raises(ConfigError, match="wave_streams must be at least 1"):
+        plan_hash(("wave_streams", 0))
+    one = _rows(_learning_run(coded_release, tmp_path / "w1", 1))
+    three = _rows(_learning_run(coded_release, tmp_path / "w3", 3))
+    assert not one["memory_digest"].equals(three["memory_digest"])
+
+
+def test_streams_per_wave_changes_nothing_for_other_policies(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    plan = make_plan(SpyPolicy, SpyReader, batch_size=3, streams_in_flight=16)
+    policy = SpyPolicy()
+    outcome = run_plan(_in_waves(plan, 1), coded_release, tmp_path / "w1", policy=policy)
+    default = run_plan(plan, coded_release, tmp_path / "w8")
+    assert _rows(outcome).equals(_rows(default))
+    assert RunDir(outcome.run_dir).adaptations() == []
+    assert not (outcome.run_dir / "adaptations.jsonl").exists()
+    starts = [i for i, (kind, _) in enumerate(policy.log) if kind == "start"]
+    assert starts == list(range(4)), "all four streams start together, not one wave at a time"
+
+
+def test_a_failing_end_wave_is_recorded_and_the_run_goes_on(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    from learning_policy import WaveLearnerConfig
+
+    outcome = _learning_run(coded_release, tmp_path, 2, config=WaveLearnerConfig(fail_on_wave=0))
+    rows = _rows(outcome)
+    assert rows.height == sum(len(e.stream.questions) for e in coded_release.episodes)
+    assert rows["failure"].null_count() == rows.height and outcome.failed_streams == ()
+    failed, healthy = RunDir(outcome.run_dir).adaptations()
+    assert failed.error == "RuntimeError: end_wave broke on wave 0 second line"
+    assert failed.record is None and "Traceback" in failed.traceback
+    assert healthy.error is None and healthy.record["categories"] == ["counting", "ocr"]
+    # the policy went on with what it had: wave 1 wrote after zero waves' lessons
+    log = RunDir(outcome.run_dir).memory_log(3)
+    assert all("after 0 waves" in e.entry.text for e in log)
+
+
+def test_an_end_wave_past_its_deadline_is_abandoned_and_recorded(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    import threading
+
+    from learning_policy import WaveLearner
+
+    release = threading.Event()
+
+    class SlowLearner(WaveLearner):
+        def end_wave(self, stream_ids, workspace):
+            release.wait(30)
+            return super().end_wave(stream_ids, workspace)
+
+    try:
+        outcome = _learning_run(coded_release, tmp_path, 8, policy=SlowLearner(),
+                                adapt_timeout_s=0.2)
+    finally:
+        release.set()
+    (adaptation,) = RunDir(outcome.run_dir).adaptations()
+    assert adaptation.error == ("CallTimeout: policy.end_wave() exceeded adapt_timeout_s=0.2 s; "
+                                "the call was abandoned")
+    assert 0.2 <= adaptation.wall_s < 10
+    assert outcome.failed_streams == () and _rows(outcome)["failure"].null_count() == 10
+
+
+def test_a_learning_run_with_finished_streams_cannot_be_resumed(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    """What the policy learned cannot be restored, so resuming would change its rows."""
+    from learning_policy import WaveLearner
+
+    from taskmem_bench.provenance import build_manifest
+
+    plan = _in_waves(make_plan(WaveLearner, SpyReader), 2)
+    started = tmp_path / "started"  # killed before any stream finished: resumable
+    RunDir(started).open(build_manifest(plan.describe(coded_release), ["pytest"]), resume=False)
+    assert run_plan(plan, coded_release, started, resume=True).failed_streams == ()
+    with pytest.raises(ConfigError, match="^cannot resume .*learns across streams"):
+        run_plan(plan, coded_release, started, resume=True)
+    assert len(RunDir(started).adaptations()) == 2
+
+
+def test_what_a_learning_policy_hands_the_runner_is_checked(
+    coded_release: DatasetRelease, tmp_path: Path
+) -> None:
+    """A record that is not JSON is an adaptation error; a ``learns_across_streams`` that is not
+    a bool makes the policy unusable (every stream fails, naming it) instead of guessing."""
+    from learning_policy import WaveLearner
+
+    class NanRecord(WaveLearner):
+        def end_wave(self, stream_ids, workspace):
+            return {"loss": float("nan")}
+
+    class Unsure(WaveLearner):
+        learns_across_streams = "yes"
+
+    outcome = _learning_run(coded_release, tmp_path / "nan", 8, policy=NanRecord())
+    (adaptation,) = RunDir(outcome.run_dir).adaptations()
+    assert adaptation.record is None
+    assert adaptation.error.startswith("TypeError: end_wave() returned a record that is not JSON")
+    outcome = _learning_run(coded_release, tmp_path / "unsure", 8, policy=Unsure())
+    assert len(outcome.failed_streams) == 4 and RunDir(outcome.run_dir).adaptations() == []
+    assert {f["error"] for f in outcome.summary["stream_failures"]} == {
+        "TypeError: learns_across_streams must be a bool, got str"}

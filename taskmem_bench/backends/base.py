@@ -73,15 +73,18 @@ class Message:
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings of one request. ``temperature`` 0 is greedy decoding."""
+    """Decoding settings of one request. ``temperature`` 0 is greedy decoding; ``top_k`` None
+    keeps every token (and leaves the field out of an HTTP request)."""
 
     max_new_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+        if (self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1
+                or (self.top_k is not None and self.top_k < 1)):
             raise ValueError(f"invalid sampling settings: {self}")
 
     @property

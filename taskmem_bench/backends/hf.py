@@ -38,6 +38,7 @@ from transformers import (
     LogitsProcessor,
     LogitsProcessorList,
     TemperatureLogitsWarper,
+    TopKLogitsWarper,
     TopPLogitsWarper,
 )
 from transformers.models.auto.modeling_auto import (
@@ -96,12 +97,12 @@ class TransformersBackend(Backend):
         self._lock = threading.Lock()
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
-        groups: dict[tuple[int, float, float], list[int]] = defaultdict(list)
+        groups: dict[tuple[int, float, float, int | None], list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             if not self.vision:
                 _check_text_only(request, i, self.architecture)
             s = request.sampling
-            groups[(s.max_new_tokens, s.temperature, s.top_p)].append(i)
+            groups[(s.max_new_tokens, s.temperature, s.top_p, s.top_k)].append(i)
         results: list[Generation | None] = [None] * len(requests)
         with self._lock:
             for members in groups.values():
@@ -138,7 +139,9 @@ class TransformersBackend(Backend):
         processors = LogitsProcessorList()
         if not sampling.greedy:
             seeds = [r.sampling.seed for r in batch]
-            processors.append(SeededSampling(sampling.temperature, sampling.top_p, seeds))
+            processors.append(
+                SeededSampling(sampling.temperature, sampling.top_p, seeds, sampling.top_k)
+            )
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -212,8 +215,12 @@ class SeededSampling(LogitsProcessor):
     depend on which requests shared its batch; here row ``i`` draws only from ``seeds[i]``.
     """
 
-    def __init__(self, temperature: float, top_p: float, seeds: Sequence[int]) -> None:
+    def __init__(
+        self, temperature: float, top_p: float, seeds: Sequence[int], top_k: int | None = None
+    ) -> None:
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
+        if top_k is not None:  # transformers' own order: temperature, top-k, top-p
+            self.warpers.append(TopKLogitsWarper(top_k))
         if top_p < 1:
             self.warpers.append(TopPLogitsWarper(top_p))
         self.seeds = list(seeds)

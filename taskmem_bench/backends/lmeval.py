@@ -112,6 +112,8 @@ class LMEvalBackend(Backend):
         if not sampling.greedy:
             if sampling.top_p < 1:
                 kwargs["top_p"] = sampling.top_p
+            if sampling.top_k is not None:
+                kwargs["top_k"] = sampling.top_k
             if not _is_transformers(self.lm):  # its generate() rejects unknown kwargs
                 kwargs["seed"] = sampling.seed
         return kwargs

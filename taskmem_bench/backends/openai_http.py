@@ -20,9 +20,9 @@ answer (a 4xx, or a 500: the server is up and failed on this request) or an unus
 JSON, or no completion in it, e.g. a non-string ``content``) is that request's own failure,
 :class:`OpenAIBackendError`, with a one-line message naming the problem.
 
-Each request sets ``temperature``, ``top_p``, ``max_completion_tokens`` and ``seed``. A
-``vllm serve`` fills the fields a request leaves out from the checkpoint's
-``generation_config.json`` (``top_k``, penalties); start it with ``--generation-config vllm``
+Each request sets ``temperature``, ``top_p``, ``max_completion_tokens`` and ``seed``, and
+``top_k`` (in ``extra_body``) when its sampling sets one. A ``vllm serve`` fills the fields a
+request leaves out from the checkpoint's ``generation_config.json`` (``top_k``, penalties); start it with ``--generation-config vllm``
 so it decodes as the transformers and vllm backends do.
 
 A batch is sent ``concurrency`` requests at a time (a limit shared by all callers of one

@@ -17,7 +17,7 @@ Offline, ``LLM.chat`` takes media options only engine-wide (``media_io_kwargs``)
 metadata needs ``LLM.generate`` with prompts rendered here.
 
 Sampling maps one to one to ``SamplingParams`` (``max_tokens``, ``temperature``, ``top_p``, a
-per-request ``seed``); everything else keeps vLLM's neutral defaults, never the checkpoint's
+per-request ``seed``, and ``top_k`` when a request sets it); everything else keeps vLLM's neutral defaults, never the checkpoint's
 suggested ``top_k`` or penalties, as in the transformers backend. A LoRA adapter (``lora_path``, a PEFT folder) is served with every
 request as a ``LoRARequest``; its rank is read from its ``adapter_config.json``. Changes that
 are not LoRA adapters (TaskMem's steering vector, later) plug in as an
@@ -170,13 +170,17 @@ def lora_rank(folder: Path) -> int:
 
 
 def sampling_params(sampling: Sampling) -> dict[str, Any]:
-    """Keyword arguments of ``vllm.SamplingParams``."""
-    return {
+    """Keyword arguments of ``vllm.SamplingParams``; ``top_k`` only when set (vLLM's own
+    default keeps every token)."""
+    params: dict[str, Any] = {
         "max_tokens": sampling.max_new_tokens,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "seed": sampling.seed,
     }
+    if sampling.top_k is not None:
+        params["top_k"] = sampling.top_k
+    return params
 
 
 def vllm_prompt(request: ChatRequest, processor: Any) -> dict[str, Any]:

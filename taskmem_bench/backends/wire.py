@@ -56,7 +56,7 @@ _SAVE_ARGS: dict[str, dict[str, Any]] = {
     "jpeg": {"format": "JPEG", "quality": 95},
 }
 _VIDEO_PREFIX = "data:video/jpeg;base64,"
-EXTENSION_KEYS = ("media_io_kwargs", "mm_processor_kwargs")
+EXTENSION_KEYS = ("media_io_kwargs", "mm_processor_kwargs", "top_k")
 """vLLM's request fields beyond the OpenAI API (the ``openai`` client sends them as
 ``extra_body``)."""
 _ROLES = ("system", "user", "assistant")
@@ -110,13 +110,17 @@ def _padded(video: VideoPart) -> VideoPart:
 
 def encode_sampling(sampling: Sampling) -> dict[str, Any]:
     # max_completion_tokens is the current OpenAI name (hosted reasoning models refuse
-    # max_tokens); vLLM accepts both.
-    return {
+    # max_tokens); vLLM accepts both. top_k (vLLM's extension) only when set, so a request
+    # without it stays a plain OpenAI request with the same cache key as before.
+    body: dict[str, Any] = {
         "max_completion_tokens": sampling.max_new_tokens,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "seed": sampling.seed,
     }
+    if sampling.top_k is not None:
+        body["top_k"] = sampling.top_k
+    return body
 
 
 def _encode_message(message: Message, codec: FrameCodec) -> dict[str, Any]:
@@ -178,7 +182,13 @@ def _decode_sampling(body: Mapping[str, Any]) -> Sampling:
         temperature=1.0 if temperature is None else float(temperature),
         top_p=1.0 if top_p is None else float(top_p),
         seed=int(body.get("seed") or 0),
+        top_k=_top_k(body.get("top_k")),
     )
+
+
+def _top_k(value: Any) -> int | None:
+    """vLLM reads a top_k of 0 or -1 as "keep every token"."""
+    return None if value is None or int(value) in (0, -1) else int(value)
 
 
 def _decode_message(message: Any, video: Mapping[str, Any] | None) -> Message:

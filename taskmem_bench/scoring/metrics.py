@@ -213,3 +213,37 @@ def score_by(rows: pl.DataFrame, by: str) -> dict[str, Scores]:
     group, so a category's interval reflects how many videos it spans."""
     groups = {str(key[0]): part for key, part in rows.partition_by(by, as_dict=True).items()}
     return {key: score_rows(groups[key]) for key in sorted(groups)}
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The mean of per-question differences between two runs on the same questions, with its
+    95 % interval clustered by stream (unclipped: a difference lies in [-1, 1]); the interval is
+    ``None`` below two streams."""
+
+    n: int
+    streams: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+def paired_difference(
+    treated: Sequence[bool], control: Sequence[bool], clusters: Sequence[Hashable]
+) -> PairedDifference:
+    """Treated minus control accuracy on the same questions (``treated[i]`` and ``control[i]``
+    are verdicts on question i, ``clusters[i]`` its stream): pairing removes the questions'
+    own difficulty from the interval, and clustering keeps a stream's shared memory from
+    narrowing it."""
+    d = np.asarray(treated, dtype=float) - np.asarray(control, dtype=float)
+    if not (len(control) == len(clusters) == d.size):
+        raise ValueError("treated, control and clusters differ in length")
+    if d.size == 0:
+        return PairedDifference(0, 0, None, None, None)
+    ids: dict[Hashable, int] = {}
+    groups = np.fromiter((ids.setdefault(g, len(ids)) for g in clusters), dtype=np.intp,
+                         count=d.size)
+    mean = float(d.mean())
+    se = _cluster_se(d - mean, groups)
+    low, high = (None, None) if se is None else (mean - Z_95 * se, mean + Z_95 * se)
+    return PairedDifference(int(d.size), len(ids), mean, low, high)

@@ -14,7 +14,8 @@ from taskmem_bench.datasets.base import (
 from taskmem_bench.datasets.mini.cache import (
     GENERATOR_VERSION, MediaJob, cache_root, materialize,
 )
-from taskmem_bench.datasets.mini.questions import ENVIRONMENTS, make_questions
+from taskmem_bench.datasets.mini.mix import TaskMix, parse_mix
+from taskmem_bench.datasets.mini.questions import make_questions
 from taskmem_bench.datasets.mini.world import World, simulate
 from taskmem_bench.progress import ProgressFn
 from taskmem_bench.schema import Episode, Fact, Hidden, MediaSegment, Question, Stream
@@ -22,7 +23,8 @@ from taskmem_bench.schema import Episode, Fact, Hidden, MediaSegment, Question, 
 
 @dataclass(frozen=True)
 class Config:
-    """A split: an environment (task mix) and the parameters that shape its streams."""
+    """A split: an environment (a named task mix, or one written as ``counting:0.4,ocr:0.4``:
+    see ``mix.py``) and the parameters that shape its streams."""
 
     environment: str = "mixed"
     episodes: int = 12
@@ -33,9 +35,7 @@ class Config:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.environment not in ENVIRONMENTS:
-            raise ValueError(f"unknown mini environment {self.environment!r}; "
-                             f"choose from {', '.join(ENVIRONMENTS)}")
+        parse_mix(self.environment)  # a ValueError naming what is wrong with the mix
         if self.episodes < 1 or self.episode_seconds < 20:
             raise ValueError("mini needs at least 1 episode of at least 20 s")
         if self.size < 64 or self.size % 2:
@@ -45,10 +45,15 @@ class Config:
             raise ValueError("episode_seconds * fps must be a whole number of frames")
 
     @property
+    def mix(self) -> TaskMix:
+        """The environment parsed (``environment`` keeps what the user wrote, for the manifest)."""
+        return parse_mix(self.environment)
+
+    @property
     def folder(self) -> Path:
         """The release root; the episode count is left out so splits share files."""
         return cache_root(self.cache_dir) / (
-            f"{GENERATOR_VERSION}-{self.environment}-seed{self.seed}"
+            f"{GENERATOR_VERSION}-{self.mix.slug}-seed{self.seed}"
             f"-{self.episode_seconds:g}s-{self.size}px-{self.fps:g}fps")
 
 
@@ -63,12 +68,12 @@ class Plan:
 
 def plan_episode(config: Config, index: int) -> Plan:
     """Episode ``index`` of a split; independent of the split's episode count."""
-    environment = tuple(ENVIRONMENTS).index(config.environment)
-    world = simulate(np.random.SeedSequence([config.seed, environment, index, 0]),
+    mix = config.mix
+    world = simulate(np.random.SeedSequence([config.seed, mix.seed_key, index, 0]),
                      config.episode_seconds)
-    stream_id = f"mini-{config.environment}-{index:04d}"
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, environment, index, 1]))
-    return Plan(stream_id, world, tuple(make_questions(world, config.environment, stream_id, rng)))
+    stream_id = f"mini-{mix.slug}-{index:04d}"
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, mix.seed_key, index, 1]))
+    return Plan(stream_id, world, tuple(make_questions(world, mix, stream_id, rng)))
 
 
 class MiniDataset(DatasetAdapter):
@@ -80,9 +85,10 @@ class MiniDataset(DatasetAdapter):
 
     def revision(self, config: Config | None = None) -> str:
         """Generator version and every parameter that shapes the split's data (not where it is
-        cached), so equal revisions mean byte-identical episodes."""
+        cached), so equal revisions mean byte-identical episodes; a written mix appears in its
+        canonical form."""
         config = config if config is not None else Config()
-        return (f"{GENERATOR_VERSION}:{config.environment}:seed={config.seed}"
+        return (f"{GENERATOR_VERSION}:{config.mix.name}:seed={config.seed}"
                 f":episodes={config.episodes}:seconds={config.episode_seconds:g}"
                 f":size={config.size}:fps={config.fps:g}")
 
@@ -124,7 +130,7 @@ class MiniDataset(DatasetAdapter):
             synthetic=True,
             files=cached.hashes,
             details={
-                "environment": config.environment,
+                "environment": config.mix.name,
                 "root": str(root),
                 "generated_episodes": cached.generated,
                 "regenerated_corrupt": sorted(cached.repaired),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from taskmem_bench.datasets.mini import sentences as say
+from taskmem_bench.datasets.mini.mix import CATEGORIES, TaskMix
 from taskmem_bench.datasets.mini.vocab import (
     COLOURS, GESTURES, ITEM_ZONES, PATTERNS, SHAPES, SIGN_WORDS, SPEAKERS, Item, place_phrase,
     topic_named,
@@ -22,24 +23,6 @@ from taskmem_bench.datasets.mini.vocab import (
 from taskmem_bench.datasets.mini.world import CLIP_SECONDS, World, WorldFact
 from taskmem_bench.schema import ANSWER_LABELS, Hidden, Question
 
-CATEGORIES = (
-    "object_recognition", "attribute_perception", "counting", "ocr",
-    "action_recognition", "temporal_order", "spatial", "speech",
-)
-
-
-def _mix(**heavy: float) -> dict[str, float]:
-    """A task mix: the named categories get their weight, the rest share what is left."""
-    rest = [c for c in CATEGORIES if c not in heavy]
-    share = (1.0 - sum(heavy.values())) / len(rest)
-    return {c: heavy.get(c, share) for c in CATEGORIES}
-
-
-ENVIRONMENTS: dict[str, dict[str, float]] = {
-    "mixed": _mix(),
-    "count_ocr": _mix(counting=0.4, ocr=0.4),
-    "action_time": _mix(action_recognition=0.3, temporal_order=0.3, spatial=0.3),
-}
 QUESTION_SECONDS = 15.0  # one question per this much stream, on average
 FIRST_ASK = 15.0
 MIN_DELAY = 4.0  # the evidence ends at least this long before the question is asked
@@ -295,21 +278,22 @@ def ask_times(duration: float, rng: np.random.Generator) -> list[float]:
     return [round(float(rng.uniform(lo, hi)), 1) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def make_questions(world: World, environment: str, stream_id: str,
+def make_questions(world: World, mix: TaskMix, stream_id: str,
                    rng: np.random.Generator) -> list[tuple[Question, Hidden]]:
-    """Questions for one episode, drawn from the environment's task mix."""
-    weights = ENVIRONMENTS[environment]
+    """Questions for one episode, drawn from the environment's task mix: at each ask time the
+    categories are tried in a weighted random order; a category of weight 0 is never asked."""
+    asked = [k for k, weight in enumerate(mix.weights) if weight > 0]
     used: set[tuple[str, int]] = set()
     made: list[tuple[Question, Hidden]] = []
     for ask in ask_times(world.duration, rng):
         ctx = Context(world.facts, ask, rng)
-        preference = rng.choice(len(CATEGORIES), size=len(CATEGORIES), replace=False,
-                                p=[weights[c] for c in CATEGORIES])
-        for category in (CATEGORIES[k] for k in preference):
+        preference = rng.choice(len(asked), size=len(asked), replace=False,
+                                p=[mix.weights[k] for k in asked])
+        for category in (CATEGORIES[asked[k]] for k in preference):
             draft = _try(category, ctx, used)
             if draft is not None:
                 made.append(_finish(draft, ctx, f"{stream_id}-q{len(made):02d}", stream_id,
-                                    environment))
+                                    mix.name))
                 break
     return made
 
