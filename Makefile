@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM     := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: run test bench browser leaderboard clean
+.PHONY: run test bench browser leaderboard reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: $(STAMP) browser
 # The leaderboard site from the result bundles in results/, as CI publishes it.
 leaderboard: $(STAMP)
 	$(BIN)/taskmem-bench leaderboard build results -o build/site
+
+# TaskMem's table on the mini environments: Phase One against Phase Two, with the controls
+# (about 30 minutes on 2 cores); bundles go to results/.
+reproduce: $(STAMP)
+	$(BIN)/taskmem-bench reproduce taskmem
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py

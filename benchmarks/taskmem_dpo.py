@@ -1,8 +1,9 @@
 """Phase Two's DPO step on the shipped mini memorizer: wall time and peak memory of one
 adaptation (``taskmem.dpo.train_adapter``) per adapter kind.
 
-Each kind trains in its own process (so ``ru_maxrss`` is that adaptation's peak) on ``--pairs``
-realistic pairs: mini training-split clips walked as the policy walks a stream
+Each kind trains in its own process (so one kind's model and allocations cannot touch the
+other's figures; ``train_adapter`` reports its own peak, see ``taskmem.dpo.peak_rss_mib``) on
+``--pairs`` realistic pairs: mini training-split clips walked as the policy walks a stream
 (``streams.Window.prompt``: 6 frames of the new clip, the last frame of each earlier clip in
 the 50 s window, the descriptions already written, heard speech), with 5 of the episode's
 questions as the supplement; chosen and rejected are two warm-start style descriptions of the
@@ -38,9 +39,11 @@ BUDGET = 24
 
 @dataclass(frozen=True)
 class Pair:
+    """A ``taskmem.dpo.PreferencePair`` made from the clip's facts instead of sampled."""
+
     prompt: Prompt
-    chosen: str
-    rejected: str
+    chosen_completion: str
+    rejected_completion: str
 
 
 def mini_pairs(count: int, seed: int = 0) -> list[Pair]:

@@ -88,6 +88,8 @@ def main() -> None:
     results = []
     for name, policy, setting in entries:
         settings = [budget] + ([setting] if setting else [])
+        if policy == "taskmem":
+            settings.append("adapt=off")  # the memorizer as trained; Phase Two is reproduce's
         run_dir = run(args.task, args.limit, policy, out / name.replace(" ", "_"), *settings)
         summary = json.loads((run_dir / "summary.json").read_text())
         tally = claims(run_dir, config, args.limit)

@@ -81,12 +81,14 @@ class AcceptedRun:
 
     @cached_property
     def entry_key(self) -> str:
-        """One leaderboard row: the same policy, config and model, reader, side channels, seed
-        and normalised stream limit; an entry holds at most one run per task."""
+        """One leaderboard row: the same policy, config and model, reader, side channels, seed,
+        dataset revision and coverage (normalised stream limit and questions skipped); an entry
+        holds at most one run per task."""
         m = self.manifest
         return json.dumps(
             [m.policy.name, m.policy.version, m.policy.config, _identity(m.policy.model),
-             self.reader_key, sorted(self.side_channels), m.seed, self.coverage.limit],
+             self.reader_key, sorted(self.side_channels), m.seed, m.dataset.revision,
+             self.coverage.key],
             sort_keys=True,
         )
 

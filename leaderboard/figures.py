@@ -17,6 +17,7 @@ import pydantic
 
 from leaderboard.accepted import AcceptedRun
 from leaderboard.display import model_label
+from taskmem_bench.datasets.videomme import DURATIONS
 from taskmem_bench.manifest import ModelIdentity
 from taskmem_bench.scoring import egolife, videomme
 from taskmem_bench.scoring.metrics import score_by
@@ -35,15 +36,14 @@ class FigureTable:
 
 
 def _videomme(runs: Sequence[AcceptedRun]) -> list[FigureTable]:
-    durations = ("short", "medium", "long")
-    columns = ["official", "strict"] + [f"{k} {d}" for d in durations for k in ("official", "strict")]
+    columns = ["official", "strict"] + [f"{k} {d}" for d in DURATIONS for k in ("official", "strict")]
     found = []
     for run in runs:
         scores = videomme.score_rows(run.bundle.rows)
         by = scores["by"]["duration"]
         values: dict[str, Value] = {"official": scores["videomme_official"],
                                     "strict": scores["videomme_strict"]}
-        for d in durations:
+        for d in DURATIONS:
             for k in ("official", "strict"):
                 values[f"{k} {d}"] = by[d][f"videomme_{k}"] if d in by else None
         found.append((run, values))

@@ -4,10 +4,10 @@ Re-scoring is only as good as what it is checked against, so the run's task must
 task with a memory view the leaderboard ranks (not oracle-localised or category-informed:
 ``MemoryView.leaderboard_refusal``), with the shipped config outside ``FREE_TASK_KEYS``. A
 synthetic dataset must be at the revision this package's adapter reports for the task's dataset
-config (``DatasetAdapter.revision``: no data is read); a real one at a revision this package
-ships a question manifest for (``question_plan``: no copy of the release is at hand), with the
-shipped dataset settings but for where the release is read from. These checks read only the
-manifest (and the shipped files), so they come first.
+config (``DatasetAdapter.revision``: no data is read); a real one with the shipped dataset
+settings but for where the release is read from (its revision must have a shipped question
+manifest: ``question_plan.manifest_plan``, next, as no copy of the release is at hand). These
+checks read only the manifest (and the shipped files), so they come first.
 """
 
 from __future__ import annotations

@@ -7,14 +7,18 @@ benchmark's. When the dataset adapter can list its questions cheaply
 no question given a stream of its own (which would narrow the clustered intervals), no faked
 limit. The plan's stream durations also fix the video hours that memory per hour divides by.
 A real release's plan is its shipped question manifest (``question_plan``): the same checks,
-with question text and options compared by their sha256. Without a plan only the counts are
-checked, and the hours are bounded below by the last ask time of each stream. A run's
-``--limit`` is normalised to the streams it covers (``Coverage``).
+with question text and options compared by their sha256, and ask times, evidence delays and
+durations within ``MEDIA_TOLERANCE`` per stream, since a real release's ask times and durations
+come from probing its media (EgoTempo asks at the end of the media it has, Video-MME at the
+probed length), which another decoder may measure a little differently. Without a plan only the
+counts are checked, and the hours are bounded below by the last ask time of each stream. A
+run's ``--limit`` is normalised to the streams it covers (``Coverage``).
 The plan also gives each question's abstain text, which re-scoring needs (``abstain_texts``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ import polars as pl
 
 from leaderboard.bundle import Bundle
 from leaderboard.errors import Rejected
-from leaderboard.question_plan import DIGESTED, hashed, manifest_split, options_digests
+from leaderboard.question_plan import DIGESTED, ManifestPlan, hashed
 from taskmem_bench.datasets import load_adapter
 from taskmem_bench.datasets.base import PlannedStream
 from taskmem_bench.manifest import Manifest
@@ -41,6 +45,12 @@ PLANNED_FIELDS = {
 """Row fields the dataset decides, in the text form the runner writes them."""
 HOURS_ROUNDING = 5e-5
 """The runner rounds video hours to 4 decimals."""
+MEDIA_TOLERANCE = 0.5
+"""Seconds a real release's ask time, evidence delay or stream duration may differ by from its
+question manifest's, per stream: the slack the EgoTempo adapter itself allows a window's media
+(``datasets.egotempo._END_SLACK``)."""
+TIMED = ("ask_time", "evidence_delay")
+"""Row fields a real release derives from its media, compared within ``MEDIA_TOLERANCE``."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,9 @@ class Coverage:
     """The streams the benchmark has; None when the dataset cannot list them."""
     excluded: int = 0
     """Questions of those streams the run skipped for missing media (real releases)."""
+    excluded_digest: str | None = None
+    """A digest of the skipped questions' ids (None without any): runs that skipped different
+    questions are different entries with different blind controls."""
 
     @property
     def full(self) -> bool:
@@ -65,15 +78,22 @@ class Coverage:
         """The normalised limit: None for a full run, else the number of streams covered."""
         return None if self.full else self.streams
 
+    @property
+    def key(self) -> str:
+        """What runs must share to be one entry or to share a blind control: the normalised
+        limit and the questions skipped."""
+        return json.dumps([self.limit, self.excluded_digest])
 
-def dataset_split(m: Manifest, shipped: TaskConfig) -> list[PlannedStream] | None:
+
+def dataset_split(m: Manifest, shipped: TaskConfig,
+                  real: ManifestPlan | None = None) -> list[PlannedStream] | None:
     """Every stream of the run's dataset split (the shipped task's dataset, under the config
-    the manifest states: nothing the bundle names is imported; a real release's from its
-    question manifest, less the run's missing media), or None when the adapter cannot list
+    the manifest states: nothing the bundle names is imported; a real release's, ``real``, from
+    its question manifest, less the run's missing media), or None when the adapter cannot list
     them."""
+    if real is not None:
+        return real.streams
     adapter = load_adapter(shipped.dataset)()
-    if not adapter.synthetic:
-        return manifest_split(m).streams
     return adapter.planned_streams(validate(adapter.Config, m.dataset.config, "dataset"))
 
 
@@ -82,21 +102,26 @@ def within_limit(split: Sequence[PlannedStream] | None, limit: int | None) -> li
     return None if split is None else list(split[:limit])
 
 
-def coverage(m: Manifest, streams: int, split: Sequence[PlannedStream] | None) -> Coverage:
+def coverage(m: Manifest, streams: int, split: Sequence[PlannedStream] | None,
+             real: ManifestPlan | None) -> Coverage:
     """What the run's ``streams`` (checked by ``check_streams``) cover of the split; without a
     split, a run that stopped short of its limit ran out of streams, so it covers them all. A
-    real release's streams and missing-media exclusions are its question manifest's."""
-    if not m.dataset.synthetic:
-        whole = manifest_split(m)
-        return Coverage(streams, whole.of, whole.excluded)
+    real release's streams are its question manifest's, and the questions skipped for missing
+    media are counted within the streams covered."""
+    if real is not None:
+        skipped = sorted(real.excluded_within(streams))
+        digest = hashlib.sha256(json.dumps(skipped).encode()).hexdigest()[:16] if skipped else None
+        return Coverage(streams, real.of, len(skipped), digest)
     if split is not None:
         return Coverage(streams, len(split))
     return Coverage(streams, streams if m.limit is None or streams < m.limit else None)
 
 
-def check_streams(bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | None) -> int:
+def check_streams(bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | None,
+                  real: ManifestPlan | None) -> int:
     """The summary's stream counts agree with the limit, the plan, the rows and the memory log;
-    with a plan, the rows are its questions. Returns the number of streams run."""
+    with a plan, the rows are its questions (a real release's, ``real``, by digest). Returns
+    the number of streams run."""
     streams = bundle.summary.get("streams")
     counts = {k: streams.get(k) if isinstance(streams, Mapping) else None
               for k in ("total", "finished", "failed")}
@@ -117,11 +142,11 @@ def check_streams(bundle: Bundle, m: Manifest, plan: Sequence[PlannedStream] | N
         raise Rejected(f"memory.parquet has stream indices outside 0 to {total - 1}")
     if plan is not None:
         _check_memory_streams(bundle.memory, plan)
-        if m.dataset.synthetic:
+        if real is None:
             _check_rows(bundle.rows.select(list(PLANNED_FIELDS)), planned_rows(plan))
         else:
             _check_rows(hashed(bundle.rows.select(list(PLANNED_FIELDS))),
-                        planned_rows(plan, options_digests(m)), digested=True)
+                        planned_rows(plan, real.options), digested=True)
     return total
 
 
@@ -160,7 +185,8 @@ def planned_rows(
 
 def _check_rows(theirs: pl.DataFrame, ours: pl.DataFrame, digested: bool = False) -> None:
     """Names the first question missing, invented or differing, and the field that differs;
-    ``digested``: ``question_plan.DIGESTED`` fields hold sha256 digests on both sides."""
+    ``digested`` (a real release): ``question_plan.DIGESTED`` fields hold sha256 digests on
+    both sides, and ``TIMED`` fields may differ by ``MEDIA_TOLERANCE``."""
     missing = ours.join(theirs, on="question_id", how="anti")
     if not missing.is_empty():
         raise Rejected(f"rows.parquet lacks question {show(missing['question_id'][0])} of the "
@@ -173,7 +199,7 @@ def _check_rows(theirs: pl.DataFrame, ours: pl.DataFrame, digested: bool = False
     for field in PLANNED_FIELDS:
         if field == "question_id":
             continue
-        differs = paired.filter(pl.col(field).ne_missing(pl.col(f"{field} stated")))
+        differs = paired.filter(_differs(field, MEDIA_TOLERANCE if digested else 0.0))
         if not differs.is_empty():
             row = differs.row(0, named=True)
             if digested and field in DIGESTED:
@@ -182,8 +208,17 @@ def _check_rows(theirs: pl.DataFrame, ours: pl.DataFrame, digested: bool = False
                                f"hash to the question manifest's (sha256 "
                                f"{str(row[f'{field} stated'])[:12]}..., manifest "
                                f"{row[field][:12]}...)")
+            within = f" (within {MEDIA_TOLERANCE} s)" if digested and field in TIMED else ""
             raise Rejected(f"question {show(row['question_id'])}: the row's {field} "
-                           f"{show(row[f'{field} stated'])} is not the dataset's {show(row[field])}")
+                           f"{show(row[f'{field} stated'])} is not the dataset's "
+                           f"{show(row[field])}{within}")
+
+
+def _differs(field: str, tolerance: float) -> pl.Expr:
+    ours, theirs = pl.col(field), pl.col(f"{field} stated")
+    if field in TIMED and tolerance:
+        return ours.is_null().ne(theirs.is_null()) | ((ours - theirs).abs() > tolerance)
+    return ours.ne_missing(theirs)
 
 
 def abstain_texts(rows: pl.DataFrame, plan: Sequence[PlannedStream] | None) -> dict[str, str]:
@@ -195,18 +230,22 @@ def abstain_texts(rows: pl.DataFrame, plan: Sequence[PlannedStream] | None) -> d
     return {qid: planned.get(qid, default) for qid in rows["question_id"]}
 
 
-def video_hours(bundle: Bundle, plan: Sequence[PlannedStream] | None) -> float:
-    """The video hours memory per hour divides by: the plan's stream durations where known,
-    else the summary's figure if it is at least the rows' last ask times (a stream lasts at
-    least until its last question)."""
-    stated = _stated_hours(bundle.summary)
+def video_hours(bundle: Bundle, plan: Sequence[PlannedStream] | None,
+                per_stream: float = 0.0) -> float:
+    """The video hours memory per hour divides by: the plan's stream durations where known (the
+    summary's figure must be theirs within the runner's rounding and ``per_stream`` seconds a
+    stream), else the summary's figure if it is at least the rows' last ask times (a stream
+    lasts at least until its last question)."""
+    stated = stated_hours(bundle.summary)
     last_asks = bundle.rows.group_by("stream_id").agg(pl.col("ask_time").max())["ask_time"]
     durations = {s.stream_id: s.duration for s in plan or ()}
     if plan is not None and all(d is not None for d in durations.values()):
         hours = sum(durations.values()) / 3600
-        if abs(stated - hours) > HOURS_ROUNDING + 1e-9:
+        if abs(stated - hours) > HOURS_ROUNDING + len(durations) * per_stream / 3600 + 1e-9:
+            short = ("; a run whose media lacked part of a stream (an EgoLife clip, say) is "
+                     "not a run on the whole release" if stated < hours else "")
             raise Rejected(f"summary.json states memory.video_hours = {show(stated)}; the "
-                           f"dataset's streams last {round(hours, 4)} hours")
+                           f"dataset's streams last {round(hours, 4)} hours{short}")
         return hours
     floor = float(last_asks.sum()) / 3600
     if stated < floor - HOURS_ROUNDING:
@@ -215,7 +254,8 @@ def video_hours(bundle: Bundle, plan: Sequence[PlannedStream] | None) -> float:
     return stated
 
 
-def _stated_hours(summary: Mapping[str, Any]) -> float:
+def stated_hours(summary: Mapping[str, Any]) -> float:
+    """The summary's ``memory.video_hours``; rejected unless a number of hours."""
     memory = summary.get("memory")
     hours = memory.get("video_hours") if isinstance(memory, Mapping) else None
     if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:

@@ -5,7 +5,8 @@ the question manifest (``taskmem_bench.question_manifest``) selected by the data
 revision the run's manifest states. The rows must then be exactly the manifest's questions
 (ids, streams, gold, ask times, evidence delays, categories, tags, and the sha256 of text and
 options), less those the run's manifest lists as skipped for missing media, which are counted
-(``ManifestSplit.excluded``); the manifest's stream durations fix the video hours.
+(``ManifestPlan.excluded_within`` the streams covered); the manifest's stream durations fix the
+video hours. A fixture release's manifest (``fixture``) is refused outside tests.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import polars as pl
 from leaderboard.errors import Rejected
 from taskmem_bench.datasets.base import DatasetAdapter, PlannedStream
 from taskmem_bench.manifest import Manifest
-from taskmem_bench.question_manifest import (
-    QuestionManifest, shipped, shipped_revisions, text_sha256,
-)
+from taskmem_bench.question_manifest import is_fixture, shipped, shipped_revisions, text_sha256
 from taskmem_bench.taskconfig import ConfigError, TaskConfig, validate
 from taskmem_bench.untrusted import show
 
@@ -34,33 +33,59 @@ DIGESTED = ("question", "options")
 
 
 @dataclass(frozen=True)
-class ManifestSplit:
-    """The streams a run on this release can cover, in run order."""
+class ManifestPlan:
+    """A real release's plan for one run, built once per bundle: the streams it can cover in
+    run order, each question's options digest, and which questions its missing media excused."""
 
     streams: list[PlannedStream]
     """The manifest's streams less the questions the run skipped for missing media (and less
     streams left without questions)."""
     of: int
     """The manifest's streams."""
-    excluded: int
-    """Manifest questions the run lists as skipped for missing media."""
+    options: dict[str, str]
+    """Each manifest question's options sha256 by question id (``plan_check.planned_rows``)."""
+    excluded_through: list[tuple[str, ...]]
+    """For each of ``streams``: the manifest questions the run skipped in the manifest's
+    streams up to and including it."""
+    excluded_all: tuple[str, ...]
+    """Every manifest question the run skipped."""
+
+    def excluded_within(self, covered: int) -> tuple[str, ...]:
+        """The questions skipped in the streams a run of the first ``covered`` streams ran
+        through (all of them for a run of every stream)."""
+        if covered >= len(self.streams):
+            return self.excluded_all
+        return self.excluded_through[covered - 1] if covered > 0 else ()
 
 
-def question_manifest(m: Manifest) -> QuestionManifest:
-    """The shipped question manifest of the run's dataset revision; rejected if none."""
-    found = shipped(m.dataset.name, m.dataset.revision)
-    if found is None:
+def manifest_plan(m: Manifest) -> ManifestPlan:
+    """The run's plan by the shipped question manifest of its revision, its missing-media
+    skips taken out; rejected if none ships (or it pins a test fixture release)."""
+    manifest = shipped(m.dataset.name, m.dataset.revision)
+    if manifest is None:
+        if is_fixture(m.dataset.name, m.dataset.revision):
+            raise Rejected(f"{m.dataset.name} revision {show(m.dataset.revision)} is a test "
+                           "fixture release (its question manifest is marked fixture); the "
+                           "leaderboard ranks runs on real releases only")
         known = ", ".join(shipped_revisions(m.dataset.name)) or "none"
         raise Rejected(f"no question manifest of {m.dataset.name} revision "
                        f"{show(m.dataset.revision)} ships with this package version (shipped: "
                        f"{known}), so the run's questions cannot be checked")
-    return found
+    skipped = {s.get("item_id") for s in m.dataset.skipped if s.get("kind") in MEDIA_SKIPS}
+    streams, through, excluded = [], [], []
+    for stream in manifest.planned_streams():
+        kept = tuple(q for q in stream.questions if q.question_id not in skipped)
+        excluded += [q.question_id for q in stream.questions if q.question_id in skipped]
+        if kept:
+            streams.append(dataclasses.replace(stream, questions=kept))
+            through.append(tuple(excluded))
+    options = {q.id: q.options_sha256 for s in manifest.streams for q in s.questions}
+    return ManifestPlan(streams, len(manifest.streams), options, through, tuple(excluded))
 
 
 def check_real_dataset(m: Manifest, shipped_task: TaskConfig, adapter: DatasetAdapter) -> None:
-    """A real-dataset run: its revision has a shipped question manifest and its dataset
-    settings are the shipped task's but for ``LOCATION_KEYS``."""
-    question_manifest(m)
+    """A real-dataset run's dataset settings are the shipped task's but for
+    ``LOCATION_KEYS`` (its revision is checked by ``manifest_plan``)."""
     try:
         theirs = _content_settings(adapter, m.dataset.config)
         ours = _content_settings(adapter, shipped_task.dataset_args)
@@ -75,24 +100,6 @@ def check_real_dataset(m: Manifest, shipped_task: TaskConfig, adapter: DatasetAd
 def _content_settings(adapter: DatasetAdapter, values: dict) -> dict:
     config = validate(adapter.Config, values, "dataset")
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in LOCATION_KEYS}
-
-
-def manifest_split(m: Manifest) -> ManifestSplit:
-    """The run's streams by the manifest, its missing-media skips taken out and counted."""
-    manifest = question_manifest(m)
-    skipped = {s.get("item_id") for s in m.dataset.skipped if s.get("kind") in MEDIA_SKIPS}
-    streams, excluded = [], 0
-    for stream in manifest.planned_streams():
-        kept = tuple(q for q in stream.questions if q.question_id not in skipped)
-        excluded += len(stream.questions) - len(kept)
-        if kept:
-            streams.append(dataclasses.replace(stream, questions=kept))
-    return ManifestSplit(streams, len(manifest.streams), excluded)
-
-
-def options_digests(m: Manifest) -> dict[str, str]:
-    """Each manifest question's options sha256 by question id (``plan_check.planned_rows``)."""
-    return {q.id: q.options_sha256 for s in question_manifest(m).streams for q in s.questions}
 
 
 def hashed(rows: pl.DataFrame) -> pl.DataFrame:

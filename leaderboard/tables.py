@@ -66,7 +66,8 @@ class Cell:
     run_id: str
     scores: Scores
     gain: float | None
-    """Acc minus the blind control's Acc (same task, reader and covered streams); None without one."""
+    """Acc minus the blind control's Acc (same task, dataset revision, reader and coverage:
+    streams and questions skipped); None without one."""
     tokens_per_hour: float | None
 
 
@@ -104,6 +105,7 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
                 "track": r.track, "group": group_of(r), "reader": r.manifest.reader.name,
                 "reader_key": r.reader_key, "models": models(r), "side_channels": r.side_label,
                 "seed": r.manifest.seed, "limit": r.coverage.limit, "entry_key": r.entry_key,
+                "revision": r.manifest.dataset.revision, "limit_key": r.coverage.key,
                 "acc": r.scores.acc, "tokens_per_hour": r.tokens_per_hour,
             }
             for r in runs
@@ -112,11 +114,11 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
             "run_id": pl.String, "task": pl.String, "policy": pl.String, "version": pl.String,
             "link": pl.String, "track": pl.String, "group": pl.String, "reader": pl.String,
             "reader_key": pl.String, "models": pl.List(pl.String), "side_channels": pl.String,
-            "seed": pl.Int64, "limit": pl.Int64,
-            "entry_key": pl.String, "acc": pl.Float64, "tokens_per_hour": pl.Float64,
+            "seed": pl.Int64, "limit": pl.Int64, "entry_key": pl.String, "revision": pl.String,
+            "limit_key": pl.String, "acc": pl.Float64, "tokens_per_hour": pl.Float64,
         },
-    ).with_columns(limit_key=pl.col("limit").fill_null(-1))
-    keys = ["task", "reader_key", "limit_key"]
+    )
+    keys = ["task", "revision", "reader_key", "limit_key"]
     blind = (
         frame.filter((pl.col("policy") == "blind") & (pl.col("track") == CONTROL))
         .sort("run_id")
@@ -126,7 +128,7 @@ def runs_frame(runs: Sequence[AcceptedRun]) -> pl.DataFrame:
     return (
         frame.join(blind, on=keys, how="left")
         .with_columns(gain=pl.col("acc") - pl.col("blind_acc"))
-        .drop("limit_key")
+        .drop("revision", "limit_key")
     )
 
 

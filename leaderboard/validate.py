@@ -8,8 +8,8 @@ one reason given.
 1. the manifest reads as the runner's (``manifest.Manifest``: every field, the right types);
 2. ``known``: the task, its config and the dataset revision are this package version's and
    verifiable here (synthetic data by its adapter, a real release by the question manifest
-   shipped for its revision: ``question_plan``), and its names read as what they are
-   (``names``);
+   shipped for its revision, not a test fixture's: ``question_plan.manifest_plan``, built once
+   here for the checks below), and its names read as what they are (``names``);
 3. ``tracks``: a control is this package's control (the blind one wrote no memory); the run's
    track is decided, and a control's reader must be reproducible (``reproduce``);
 4. ``rows``: the rows belong to the run, complete and with sane values;
@@ -41,6 +41,7 @@ from leaderboard.bundle import Bundle
 from leaderboard.duplicates import resolve_duplicates
 from leaderboard.errors import Rejected
 from leaderboard.known import check_known
+from leaderboard.question_plan import manifest_plan
 from leaderboard.plan_check import (
     abstain_texts,
     check_streams,
@@ -84,14 +85,15 @@ def validate_bundle(bundle: Bundle) -> AcceptedRun:
     except ManifestError as exc:
         raise Rejected(str(exc)) from None
     shipped = check_known(manifest)
+    real = None if manifest.dataset.synthetic else manifest_plan(manifest)
     check_control_policy(manifest, bundle.memory)
     run_track = track(manifest, shipped)
     reader = reproducible_reader(manifest)
     check_control_reader(manifest, run_track, reader)
     check_rows(bundle.rows, manifest)
-    split = dataset_split(manifest, shipped)
+    split = dataset_split(manifest, shipped, real)
     plan = within_limit(split, manifest.limit)
-    covered = coverage(manifest, check_streams(bundle, manifest, plan), split)
+    covered = coverage(manifest, check_streams(bundle, manifest, plan, real), split, real)
     scores, hours = check_summary(bundle, manifest, shipped, plan)
     check_verdicts(bundle.rows, load_scoring(shipped.scoring)(), abstain_texts(bundle.rows, plan))
     snapshots = check_memory(bundle.rows, bundle.memory)

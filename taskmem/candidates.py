@@ -1,8 +1,11 @@
 """Phase Two, step 1: candidate descriptions of a buffered clip from the frozen memorizer.
 
 The memorizer is prompted as at deployment, with the *supplement*: "focus on what would answer
-questions similar to these recent ones", followed by example questions (the current task's and
-earlier ones of its category; TASKMEM.md, Phase Two). It samples ``n`` completions per clip
+questions similar to these recent ones", followed by example questions: the environment's most
+recent tasks, whatever their category (``phase_two.examples``). The authors' code draws them
+from the current task's category instead (TASKMEM.md, Phase Two) because it regenerates memory
+per category; a deployed agent writes one memory per stream before it knows the next question's
+category, so it can only follow the recent tasks. It samples ``n`` completions per clip
 (temperature 0.6, top_p 0.95, top_k 20, the paper's values), each with its own seed derived
 from the clip and the sample's number, so a rerun samples the same text. A candidate keeps its
 whole completion, thinking included, because DPO trains on exactly what the model wrote.
@@ -18,10 +21,9 @@ from taskmem_bench.backends import (
 )
 from taskmem_bench.memory import count_tokens
 from taskmem_bench.model_policy import generate_all, request_seed
-from taskmem_bench.schema import Clip, TaskNotice
+from taskmem_bench.schema import TaskNotice
 
 from taskmem.protocol import Prompt, parse_reply
-from taskmem.streams import Window
 
 
 def supplement_line(notice: TaskNotice) -> str:
@@ -51,21 +53,13 @@ class ClipPrompt:
     """A buffered clip as the memorizer is asked about it: the prompt (built with the
     supplement ``questions``), the sentences its window's earlier descriptions already state,
     and its token budget. What the quality judge and the usefulness judge need, and DPO's
-    prompt."""
+    prompt; built by ``phase_two.BufferedClip.prompt``."""
 
     key: ClipKey
     prompt: Prompt
     questions: tuple[str, ...]
     stated: frozenset[str] = frozenset()
     budget: int | None = None
-
-    @classmethod
-    def of(cls, window: Window, clip: Clip, budget: int | None,
-           questions: Sequence[str]) -> ClipPrompt:
-        """The prompt ``window`` gives ``clip`` with ``questions`` as the supplement."""
-        prompt = window.prompt(clip, window.new_frames(clip), budget, supplement=questions)
-        return cls(ClipKey(clip.stream_id, clip.index), prompt, tuple(questions),
-                   frozenset(window.stated(clip)), budget)
 
 
 @dataclass(frozen=True)

@@ -93,16 +93,17 @@ def steering_target(layer: int) -> str:
 
 class PreferencePair(Protocol):
     """One DPO example: the memorizer's prompt (supplement included) and two whole completions
-    it wrote for it (thinking text, ``</think>``, the JSON answer), the preferred one first."""
+    it wrote for it (thinking text, ``</think>``, the JSON answer). ``taskmem.pairs`` selects
+    them."""
 
     @property
     def prompt(self) -> Prompt: ...
 
     @property
-    def chosen(self) -> str: ...
+    def chosen_completion(self) -> str: ...
 
     @property
-    def rejected(self) -> str: ...
+    def rejected_completion(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,9 @@ class DpoStep:
 
 @dataclass(frozen=True)
 class AdapterResult:
-    """A trained adapter folder and how it was made. ``peak_rss_mib`` is the process's peak
-    resident memory so far (``ru_maxrss``), which bounds this training's."""
+    """A trained adapter folder and how it was made. ``peak_rss_mib`` is the peak resident
+    memory of this training alone where the system lets :func:`reset_peak_rss` work (Linux),
+    else the process's peak so far (see :func:`peak_rss_mib`)."""
 
     folder: Path
     steps: tuple[DpoStep, ...]
@@ -140,10 +142,11 @@ def pair_problem(pair: PreferencePair) -> str | None:
     """Why ``pair`` cannot be trained on, or None."""
     if not isinstance(pair.prompt, Prompt):
         return "the prompt is not a taskmem Prompt"
-    for name, text in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+    completions = {"chosen": pair.chosen_completion, "rejected": pair.rejected_completion}
+    for name, text in completions.items():
         if not isinstance(text, str) or text.count("</think>") != 1:
             return f"the {name} completion must be text with exactly one </think>"
-    if pair.chosen == pair.rejected:
+    if pair.chosen_completion == pair.rejected_completion:
         return "chosen and rejected are the same completion"
     return None
 
@@ -170,8 +173,8 @@ def preference_rows(pairs: Sequence[PreferencePair], processor) -> list[dict[str
     for pair in pairs:
         messages, images = trl_prompt(pair.prompt)
         text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        rows.append({"prompt": text, "chosen": pair.chosen + end,
-                     "rejected": pair.rejected + end, "images": images})
+        rows.append({"prompt": text, "chosen": pair.chosen_completion + end,
+                     "rejected": pair.rejected_completion + end, "images": images})
     return rows
 
 
@@ -228,6 +231,7 @@ def train_adapter(model_folder: Path, pairs: Sequence[PreferencePair], config: A
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     started = time.perf_counter()
+    reset_peak_rss()
     kept, skipped = usable_pairs(pairs)
     if not kept:
         raise ValueError(f"no pair to train on ({len(pairs)} given: {'; '.join(skipped[:3])})")
@@ -252,7 +256,32 @@ def train_adapter(model_folder: Path, pairs: Sequence[PreferencePair], config: A
     return result
 
 
+CLEAR_REFS = Path("/proc/self/clear_refs")
+PROC_STATUS = Path("/proc/self/status")
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak for :func:`peak_rss_mib`: reset the kernel's resident-memory high-water
+    mark to the current size (Linux 4+: "5" written to /proc/self/clear_refs), so that one
+    process adapting several times reports each adaptation's own peak, not the largest earlier
+    one. False where that is impossible (no /proc, or the write refused)."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_rss_mib() -> float:
-    """The process's peak resident set size (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    """The peak resident set size in MiB since the last :func:`reset_peak_rss` (``VmHWM`` in
+    /proc/self/status). Where /proc is not available (macOS) it falls back to ``ru_maxrss``
+    (KiB on Linux, bytes on macOS), and where the reset was refused the mark was never reset:
+    either way it is then the process's peak since it started, earlier work included."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**10, 1)  # "VmHWM:  123 kB"
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)

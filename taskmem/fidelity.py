@@ -16,7 +16,7 @@ itself: a sentence counts as supported when enough of the clip's samples state i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,17 +53,16 @@ def fidelity_filter(
     *,
     thinking_limit: int = 1200,
     length_cap: int = 300,
-    judge_columns: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Filtered]:
     """One :class:`Filtered` per clip (``candidates[i]`` are ``clips[i]``'s), judged in one
     batched call. A description must fit ``min(clip budget, length_cap)`` tokens.
 
     Each claim's context holds the clip's prompt and images (trl's format, as the LLM claim
-    judge reads them), ``stated``, ``budget``, ``peers`` (the sentences of every candidate of the
-    clip, for :class:`ConsensusJudge`) and the clip's ``judge_columns`` if given (e.g. a
-    training-time ``window_facts``; never at deployment)."""
-    if len(candidates) != len(clips) or (judge_columns is not None and len(judge_columns) != len(clips)):
-        raise ValueError("fidelity_filter needs one candidate list (and judge columns) per clip")
+    judge reads them), ``stated``, ``budget`` and ``peers`` (the sentences of every candidate of
+    the clip, for :class:`ConsensusJudge`): only what the policy itself has, so no simulator
+    fact can reach an adaptation through the filter."""
+    if len(candidates) != len(clips):
+        raise ValueError("fidelity_filter needs one candidate list per clip")
     thinking = ThinkingTerm(thinking_limit)
     asked: list[tuple[int, Candidate]] = []
     columns: dict[str, list[Any]] = {}
@@ -73,8 +72,7 @@ def fidelity_filter(
         peers = tuple(frozenset(_normal(s) for s in sentences(c.description or "")) for c in group)
         budget = length_cap if clip.budget is None else min(clip.budget, length_cap)
         row = {"prompt": prompt, "images": images, "stated": sorted(clip.stated),
-               "budget": budget, "peers": peers, "group": i,
-               **(judge_columns[i] if judge_columns is not None else {})}
+               "budget": budget, "peers": peers, "group": i}
         for candidate, penalty in zip(group, thinking(None, [c.completion for c in group])):
             if candidate.description is None:
                 unparseable[i] += 1

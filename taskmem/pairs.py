@@ -15,19 +15,33 @@ from functools import cache
 from graphlib import CycleError, TopologicalSorter
 
 from taskmem.candidates import Candidate, ClipKey, ClipPrompt
+from taskmem.protocol import Prompt
 from taskmem.usefulness import ClipWins
 
 
 @dataclass(frozen=True, eq=False)
 class PreferencePair:
-    """A DPO example: the clip's prompt (with the supplement) and two of its completions,
-    thinking included; ``chain`` is how many wins lead from rejected up to chosen."""
+    """A DPO example (what ``taskmem.dpo.PreferencePair`` reads): the clip's prompt (with the
+    supplement) and two of its candidates, thinking included; ``chain`` is how many wins lead
+    from rejected up to chosen."""
 
     key: ClipKey
     clip: ClipPrompt
     chosen: Candidate
     rejected: Candidate
     chain: int
+
+    @property
+    def prompt(self) -> Prompt:
+        return self.clip.prompt
+
+    @property
+    def chosen_completion(self) -> str:
+        return self.chosen.completion
+
+    @property
+    def rejected_completion(self) -> str:
+        return self.rejected.completion
 
     @property
     def gap(self) -> int:

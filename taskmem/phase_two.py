@@ -33,7 +33,7 @@ from taskmem_bench.backends.packaged import resolve
 from taskmem_bench.schema import Clip, TaskNotice
 
 from taskmem.candidates import ClipKey, ClipPrompt, sample_candidates, supplement_line
-from taskmem.dpo import AdapterConfig, AdapterResult, peak_rss_mib, train_adapter
+from taskmem.dpo import AdapterConfig, AdapterResult, peak_rss_mib, reset_peak_rss, train_adapter
 from taskmem.fidelity import ConsensusJudge, fidelity_filter
 from taskmem.pairs import PreferencePair, select_pairs
 from taskmem.protocol import Frame
@@ -67,10 +67,9 @@ class BufferedClip:
         return cls((position, clip.index), window, bare, tuple(new), budget)
 
     @property
-    def nbytes(self) -> int:
-        """The frames it holds (its own and its window's)."""
-        frames = [*self.new, *(f for w in self.window.written for f in w.frames)]
-        return sum(f.image.nbytes for f in frames)
+    def frames(self) -> list[Frame]:
+        """The frames it holds: its own and its window's (shared with its neighbours)."""
+        return [*self.new, *(f for w in self.window.written for f in w.frames)]
 
     def prompt(self, questions: Sequence[str]) -> ClipPrompt:
         """The clip's prompt with ``questions`` as the supplement."""
@@ -91,7 +90,10 @@ class ClipBuffer:
 
     @property
     def nbytes(self) -> int:
-        return sum(b.nbytes for b in self.clips)
+        """The memory its frames take, each frame counted once (neighbouring clips' windows
+        share frames)."""
+        frames = {id(f.image): f.image.nbytes for b in self.clips for f in b.frames}
+        return sum(frames.values())
 
 
 @dataclass(frozen=True)
@@ -138,22 +140,10 @@ def preference_pairs(buffer: Sequence[BufferedClip], questions: Sequence[str], r
         kept=sum(len(f.kept) for f in filtered),
         correct=sum(k.correct for f in filtered for k in f.kept),
         comparisons=sum(w.asked for w in wins), wins=sum(len(w.wins) for w in wins),
-        judge_errors=sum(w.errors for w in wins), pairs=len(pairs),
+        judge_errors=sum(w.errors for w in wins), gave_up=sum(w.gave_up for w in wins),
+        pairs=len(pairs),
     )
     return pairs
-
-
-@dataclass(frozen=True)
-class TrainingPair:
-    """A selected pair as DPO reads it (``taskmem.dpo.PreferencePair``)."""
-
-    prompt: Any
-    chosen: str
-    rejected: str
-
-    @classmethod
-    def of(cls, pair: PreferencePair) -> TrainingPair:
-        return cls(pair.clip.prompt, pair.chosen.completion, pair.rejected.completion)
 
 
 def train(buffer: Sequence[BufferedClip], questions: Sequence[str], recipe: Recipe,
@@ -161,18 +151,20 @@ def train(buffer: Sequence[BufferedClip], questions: Sequence[str], recipe: Reci
     """Steps 1-5: a fresh adapter trained at ``out`` (None when no pair was found) and the
     record of every step."""
     began = time.perf_counter()
+    reset_peak_rss()  # the peak of this adaptation's steps, not of the process so far
     tally: dict[str, Any] = {}
     pairs = preference_pairs(buffer, questions, recipe, tally)
+    peak = peak_rss_mib()  # train_adapter measures its own from a reset
     result = None
     if pairs:
-        result = train_adapter(Path(resolve(recipe.base.model)), [TrainingPair.of(p) for p in pairs],
-                               recipe.adapter, out)
+        result = train_adapter(Path(resolve(recipe.base.model)), pairs, recipe.adapter, out)
+        peak = max(peak, result.peak_rss_mib)
         tally.update(
             dpo_losses=list(result.losses), dpo_margins=[s.margin for s in result.steps],
             adapter={"kind": recipe.adapter.kind, "folder": str(result.folder),
                      "sha256": result.weights_sha256},
         )
-    tally.update(wall_s=round(time.perf_counter() - began, 2), peak_rss_mb=peak_rss_mib())
+    tally.update(wall_s=round(time.perf_counter() - began, 2), peak_rss_mb=peak)
     return result, tally
 
 
@@ -185,6 +177,7 @@ class Learner:
         self.config, self.seed = config, seed
         self.positions: dict[str, int] = {}
         self.waiting: list[TaskNotice] = []
+        self.ended: list[BufferedClip] = []
         self.tasks: list[TaskNotice] = []
         self.buffer = ClipBuffer(config.buffer_clips)
         self.trained_at = 0
@@ -203,12 +196,18 @@ class Learner:
         if self.on:
             self.waiting.append(notice)
 
-    def remember(self, seen, window, clip, new, budget) -> tuple:
-        """A stream's latest clips with ``clip`` added (none when the policy does not adapt)."""
+    def remember(self, seen: tuple[BufferedClip, ...], window: Window, clip: Clip,
+                 new: Sequence[Frame], budget: int | None) -> tuple[BufferedClip, ...]:
+        """A stream's latest clips with ``clip`` added (none when the policy does not adapt):
+        kept in the stream's state, so only committed steps reach the buffer."""
         if not self.on:
             return ()
         fresh = BufferedClip.of(self.positions[clip.stream_id], window, clip, new, budget)
         return (*seen, fresh)[-self.config.buffer_clips:]
+
+    def stream_ended(self, seen: Sequence[BufferedClip]) -> None:
+        """A stream's latest clips, held until the barrier adds them to the buffer."""
+        self.ended += seen
 
     def end_wave(self, workspace: Path) -> dict[str, Any] | None:
         """Take in the wave's tasks; at a retraining cutoff, adapt (see the module docstring),
@@ -217,11 +216,12 @@ class Learner:
         (the runner records the error)."""
         self.waiting.sort(key=lambda n: (self.positions[n.stream_id], n.ask_time, n.question_id))
         self.tasks += self.waiting
-        self.waiting = []
+        self.buffer.add(self.ended)
+        self.waiting, self.ended = [], []
         due = [c for c in self.config.retrain_at if self.trained_at < c <= len(self.tasks)]
         if not due:
             return None
-        cutoff = self.trained_at = due[-1]
+        cutoff = due[-1]
         questions = examples(self.tasks, cutoff, self.config.examples)
         record: dict[str, Any] = {
             "cutoff": cutoff, "tasks": len(self.tasks), "examples": list(questions),
@@ -235,7 +235,7 @@ class Learner:
             adapter = result.folder if result is not None else adapter
         supplement = questions if self.config.adapt in ("prompt", "both") else ()
         record["adapted"] = (adapter, supplement) != (self.adapter, self.supplement)
-        self.adapter, self.supplement = adapter, supplement
+        self.adapter, self.supplement, self.trained_at = adapter, supplement, cutoff
         return record
 
     def recipe(self) -> Recipe:
@@ -245,8 +245,17 @@ class Learner:
         usefulness = (QuestionOverlapJudge() if c.usefulness_judge == "overlap"
                       else LLMUsefulnessJudge(c.judge_settings))
         base = dataclasses.replace(c, lora_path=None).backend_settings()
-        device = "cuda" if c.device == "cuda" else "cpu"
+        device = _device(c.device)
         adapter = AdapterConfig(kind=c.adapter_kind, steps=c.dpo_steps, seed=self.seed,
                                 device=device, dtype="float32" if device == "cpu" else "bfloat16")
         return Recipe(base, c.candidates, c.max_new_tokens, self.seed, adapter,
                       Judges(fidelity, usefulness))
+
+
+def _device(name: str) -> str:
+    """Where DPO trains: the policy's device, ``auto`` resolved as the backends resolve it."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if name.startswith("cuda") else "cpu"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from taskmem_bench.backends import BackendSettings, ChatRequest, Generation
+from taskmem_bench.backends import BackendSettings, ChatRequest, Generation, release_backend
 from taskmem_bench.memory import MemoryEntry, count_tokens
 from taskmem_bench.model_policy import GenerationConfig, ModelPolicy, Step, generate_all
 from taskmem_bench.schema import Clip, StreamInfo, TaskNotice
@@ -83,9 +83,16 @@ class TaskMemConfig(GenerationConfig):
             raise ValueError("retrain_at must be increasing task counts of at least 1")
         if self.buffer_clips < 1 or self.candidates < 2 or self.examples < 1 or self.dpo_steps < 1:
             raise ValueError("buffer_clips, examples and dpo_steps >= 1; candidates >= 2")
-        if self.adapt in ("adapter", "both") and self.lora_path:
-            raise ValueError("Phase Two trains its own adapter: lora_path goes with adapt=off "
-                             "or adapt=prompt")
+        if self.adapt in ("adapter", "both"):
+            if self.lora_path:
+                raise ValueError("Phase Two trains its own adapter: lora_path goes with adapt=off "
+                                 "or adapt=prompt")
+            if not (self.backend == "transformers"
+                    or (self.backend == "vllm" and self.adapter_kind == "lora")):
+                raise ValueError(
+                    f"adapt={self.adapt} deploys the adapter it trains, which backend "
+                    f"'{self.backend}' cannot load with adapter_kind={self.adapter_kind}: use the "
+                    "transformers backend, vllm with adapter_kind=lora, or adapt=prompt or off")
         if "llm" in (self.fidelity_judge, self.usefulness_judge) and not self.judge_model:
             raise ValueError("an llm judge needs judge_model (and judge_backend, judge_base_url)")
 
@@ -141,19 +148,28 @@ class TaskMemPolicy(ModelPolicy[MemorizerState]):
     def end_stream(self, stream_id: str) -> None:
         state = self.states.get(stream_id)
         if state is not None:
-            self.adapting.buffer.add(state.seen)
+            self.adapting.stream_ended(state.seen)
         super().end_stream(stream_id)
 
     def end_wave(self, stream_ids: Sequence[str], workspace: Path) -> Mapping[str, Any] | None:
-        return self.adapting.end_wave(workspace)
+        """Phase Two's barrier (``phase_two.Learner.end_wave``); a replaced adapter's model
+        copy is released, so adapting three times never holds four."""
+        before = self.adapted_settings()
+        record = self.adapting.end_wave(workspace)
+        if before is not None and before != self.adapted_settings():
+            release_backend(before)
+        return record
+
+    def adapted_settings(self) -> BackendSettings | None:
+        """The backend settings with the deployed adapter; None before Phase Two trained one."""
+        if self.adapting.adapter is None:
+            return None
+        return dataclasses.replace(self.config.backend_settings(),
+                                   lora_path=str(self.adapting.adapter))
 
     def generations(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         """The memorizer's completions, through the latest adapter Phase Two trained."""
-        settings = self.config
-        if self.adapting.adapter is not None:
-            settings = dataclasses.replace(self.config.backend_settings(),
-                                           lora_path=str(self.adapting.adapter))
-        return generate_all(settings, requests)
+        return generate_all(self.adapted_settings() or self.config, requests)
 
     def step(
         self, clips: Sequence[Clip], states: Sequence[MemorizerState]

@@ -55,21 +55,41 @@ class Paths:
         return root / arm / self.task(environment) / "taskmem"
 
 
-def run_all(paths: Paths, limit: int | None, extra: Sequence[str]) -> None:
-    """Every run of the reproduction through ``taskmem-bench run``; a failing run stops it."""
-    common = [*(["--limit", str(limit)] if limit else []), *extra]
+def run_all(paths: Paths, limit: int | None, overrides: Sequence[str]) -> None:
+    """Every run of the reproduction through ``taskmem-bench run``, skipping those already
+    finished in ``paths.out`` (so a stopped reproduction goes on where it stopped); a failing
+    run stops it. ``overrides`` are ``--set`` values for every run; ``adapt`` is the
+    reproduction's own."""
+    if any(o.partition("=")[0].split(".")[-1] == "adapt" for o in overrides):
+        raise ConfigError("reproduce sets adapt itself (off for Phase One, both for TaskMem)")
+    common = [*(["--limit", str(limit)] if limit else []),
+              *(a for o in overrides for a in ("--set", o))]
     for env in ENVIRONMENTS:
-        _cli("run", "--task", paths.task(env), "--policy", "blind,oracle,taskmem",
-             "--set", "adapt=off", "--out", str(paths.out / env / "phase_one"), *common)
-        _cli("run", "--task", paths.task(env), "--policy", "taskmem",
-             "--out", str(paths.out / env / "taskmem"), *common)
+        arms = (("phase_one", "blind,oracle,taskmem", ["--set", "adapt=off"]),
+                ("taskmem", "taskmem", []))
+        for arm, policies, settings in arms:
+            if not finished(paths, env, arm):
+                _cli("run", "--task", paths.task(env), "--policy", policies, *settings,
+                     "--out", str(paths.out / env / arm), *common)
     source, target = CONTROL
     adapter = last_adapter(paths.run(source, "taskmem"))
     if adapter is None:
         print(f"TaskMem trained no adapter on {source}: the cross-environment control is not run")
-        return
-    _cli("run", "--task", paths.task(target), "--policy", "taskmem", "--set", "adapt=off",
-         "--set", f"lora_path={adapter}", "--out", str(paths.out / target / "control"), *common)
+    elif not finished(paths, target, "control"):
+        _cli("run", "--task", paths.task(target), "--policy", "taskmem", "--set", "adapt=off",
+             "--set", f"lora_path={adapter}", "--out", str(paths.out / target / "control"),
+             *common)
+
+
+def finished(paths: Paths, env: str, arm: str) -> bool:
+    """Whether an arm's runs are done; one begun and not finished is refused (its run
+    directory cannot be resumed: TaskMem learns across streams)."""
+    folder = paths.out / env / arm
+    if (paths.run(env, arm) / "summary.json").exists():
+        return True
+    if folder.exists():
+        raise ConfigError(f"{folder} holds an unfinished run: remove it to run it again")
+    return False
 
 
 def _cli(*argv: str) -> None:
@@ -116,15 +136,26 @@ def gain(treated: Path, control: Path, skip_streams: set[str] = frozenset()) -> 
                              both["stream_id"].to_list())
 
 
+def identical_before(adapted: Path, fixed: Path, before: set[str] | None) -> bool:
+    """Whether TaskMem and Phase One wrote the same memory on the streams before TaskMem first
+    adapted (all streams when it never did): they are the same policy until then, so anything
+    else is nondeterminism."""
+    logs_a, logs_b = ({log.stream_id: log.entries for log in RunDir(run).memory_logs().values()}
+                      for run in (adapted, fixed))
+    return all(entries == logs_b.get(stream) for stream, entries in logs_a.items()
+               if before is None or stream in before)
+
+
 def summarize(paths: Paths) -> dict[str, Any]:
     """The table, the gains, the control and the adaptation costs, from the finished runs."""
     table = {env: {arm: asdict(score_rows(rows(paths.run(env, arm)))) for _, arm in ROWS}
              for env in ENVIRONMENTS}
-    gains = {}
+    gains, same_before = {}, {}
     for env in ENVIRONMENTS:
-        before = streams_before_first_adaptation(paths.run(env, "taskmem"))
-        gains[env] = None if before is None else asdict(
-            gain(paths.run(env, "taskmem"), paths.run(env, "phase_one"), before))
+        adapted, fixed = paths.run(env, "taskmem"), paths.run(env, "phase_one")
+        before = streams_before_first_adaptation(adapted)
+        gains[env] = None if before is None else asdict(gain(adapted, fixed, before))
+        same_before[env] = identical_before(adapted, fixed, before)
     source, target = CONTROL
     ran = (paths.run(target, "control") / "rows.parquet").exists()
     control = (asdict(gain(paths.run(target, "control"), paths.run(target, "phase_one")))
@@ -132,6 +163,7 @@ def summarize(paths: Paths) -> dict[str, Any]:
     costs = {env: [cost(a) for a in adaptations(paths.run(env, "taskmem")) if a.record or a.error]
              for env in ENVIRONMENTS}
     return {"table": table, "gain_after_first_adaptation": gains,
+            "identical_before_first_adaptation": same_before,
             "cross_environment_control": {"adapter_from": source, "applied_to": target, **control},
             "adaptations": costs}
 
@@ -167,6 +199,11 @@ def markdown(summary: dict[str, Any]) -> str:
               "clustered by stream):"]
     lines += [f"- {env}: {interval(summary['gain_after_first_adaptation'][env])}"
               for env in ENVIRONMENTS]
+    drifted = [env for env, same in summary["identical_before_first_adaptation"].items()
+               if not same]
+    lines.append("Before TaskMem's first adaptation its memory equals Phase One's"
+                 + (": yes, in every environment" if not drifted
+                    else f" except in {', '.join(drifted)} (nondeterminism: check the runs)"))
     c = summary["cross_environment_control"]
     lines += ["", f"Cross-environment control ({c['adapter_from']}'s adapter on "
               f"{c['applied_to']}) - Phase One: {interval(c, 'not run: no adapter')}", "", "Adaptations:"]
@@ -213,7 +250,7 @@ class TaskMemReproduction(Reproduction):
     def run(self, args: argparse.Namespace) -> int:
         paths = Paths(args.out)
         if not args.summarize_only:
-            run_all(paths, args.limit, [a for o in args.overrides for a in ("--set", o)])
+            run_all(paths, args.limit, args.overrides)
         summary = summarize(paths)
         text = markdown(summary)
         (paths.out / "reproduce.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskmem_bench.plugin_calls import PLUGIN_FAILURES, CallGuard, failure_text
+from taskmem_bench.plugin_calls import PLUGIN_FAILURES, CallGuard, CallTimeout, failure_text
 from taskmem_bench.policy import Policy
 from taskmem_bench.results import Adaptation
 from taskmem_bench.untrusted import cut, printable_name
@@ -52,17 +52,18 @@ def end_wave(
     what the policy does."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
-    record, error, trace = None, None, None
+    record, error, trace, timed_out = None, None, None, False
     try:
         workspace.mkdir(parents=True, exist_ok=True)
         record = _checked_record(guard.call("end_wave()", policy.end_wave, list(stream_ids),
                                             workspace, limit=limit))
     except PLUGIN_FAILURES as exc:
-        error, trace = _one_line(exc), failure_text(exc)
+        error, trace, timed_out = _one_line(exc), failure_text(exc), isinstance(exc, CallTimeout)
     return Adaptation(
         wave=wave, stream_ids=tuple(stream_ids), streams_seen=streams_seen,
         questions_seen=questions_seen, started_at=started_at,
         wall_s=time.perf_counter() - began, record=record, error=error, traceback=trace,
+        timed_out=timed_out,
     )
 
 

@@ -369,14 +369,20 @@ def _prepare(args: argparse.Namespace) -> int:
     adapter = load_adapter(args.dataset)()
     config = config_for(adapter, args.root, dict(map(parse_override, args.overrides)))
     report = prepare(adapter, config)
+    # the report first: a refused manifest's error points at the items it lists
     lines = report_lines(report)
     if args.publish_manifest is not None:
         from taskmem_bench.question_manifest import publish
 
-        lines += publish(adapter, config, report, args.publish_manifest)
+        _print_lines(lines)
+        lines = publish(adapter, config, report, args.publish_manifest)
+    _print_lines(lines)
+    return 0
+
+
+def _print_lines(lines: list[str]) -> None:
     for line in lines:
         out.print(escape(line), highlight=False, soft_wrap=True)
-    return 0
 
 
 def _package_command(verb: str, base: type[PackageCommand], args: argparse.Namespace) -> int:

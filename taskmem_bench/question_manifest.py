@@ -13,26 +13,33 @@ record them. Format (``FORMAT``, version ``VERSION``)::
      "streams": [{"id", "duration", "questions": [{"id", "ask_time", "evidence_delay",
                   "category", "tags", "answer_format", "abstain_text", "gold",
                   "text_sha256", "options_sha256"}]}],
-     "excluded": [{"id", "kind", "reason"}]}
+     "excluded": [{"id", "kind", "reason"}], "fixture": false}
 
 ``excluded`` lists what the release itself excludes when loaded on the maintainer's machine
-(malformed records, missing media, ...): those are not questions of the manifest. The package
-ships manifests under ``question_manifests/``; ``shipped(dataset, revision)`` selects one by the
-dataset name and revision a run's manifest states.
+(malformed records, missing media, ...): those are not questions of the manifest. Stream and
+question ids are unique, durations and ask times finite and not negative, digests sha256 hex; a
+stream whose media duration is unknown is refused at publishing (it would leave the video hours
+unchecked). The package ships manifests under ``question_manifests/``; ``shipped(dataset,
+revision)`` selects one by the dataset name and revision a run's manifest states, and one
+(dataset, revision) in two files is an error. A manifest marked ``fixture`` pins a test fixture
+release: the leaderboard refuses runs on it unless a test enables them
+(``fixture_manifests_enabled``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 import taskmem_bench
 from taskmem_bench.datasets.base import (
@@ -52,22 +59,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _seconds(value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError("must be a finite number of seconds, not negative")
+    return value
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be finite")
+    return value
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Seconds = Annotated[float, AfterValidator(_seconds)]
+
+
+def _unique(ids: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what} id {item!r} is listed twice")
+        seen.add(item)
+
+
 class ManifestQuestion(_Strict):
     id: str
-    ask_time: float
-    evidence_delay: float | None
+    ask_time: Seconds
+    evidence_delay: Annotated[float | None, AfterValidator(_finite)]
+    """Negative where the release annotates evidence after the question (EgoLife)."""
     category: str
     tags: dict[str, str]
     answer_format: str
     abstain_text: str
     gold: str
-    text_sha256: str
-    options_sha256: str
+    text_sha256: Sha256
+    options_sha256: Sha256
 
 
 class ManifestStream(_Strict):
     id: str
-    duration: float
+    duration: Seconds
     questions: list[ManifestQuestion]
 
 
@@ -83,10 +115,18 @@ class QuestionManifest(_Strict):
     dataset: str
     revision: str
     source: str
-    files: dict[str, str]
+    files: dict[str, Sha256]
     """The release's annotation files (relative to its root) and their sha256."""
     streams: list[ManifestStream]
     excluded: list[ExcludedItem] = []
+    fixture: bool = False
+    """A test fixture release's: never ranked (``fixture_manifests_enabled``)."""
+
+    @pydantic.model_validator(mode="after")
+    def _unique_ids(self) -> QuestionManifest:
+        _unique([s.id for s in self.streams], "stream")
+        _unique([q.id for s in self.streams for q in s.questions], "question")
+        return self
 
     @property
     def questions(self) -> int:
@@ -128,12 +168,17 @@ def from_release(release: DatasetRelease, source: str, root: Path | None = None)
     """The manifest of the questions a run on ``release`` sees, in run order; ``root`` (the
     release folder) is written ``<root>`` in the reasons of excluded items."""
     local = str(root) if root is not None else None
+    unknown = [e.stream.id for e in release.episodes if e.stream.media_seconds is None]
+    if unknown:
+        raise ConfigError(f"no question manifest written: the media duration of stream "
+                          f"{unknown[0]!r} is unknown ({len(unknown)} streams), so a run's video "
+                          "hours could not be checked; re-encode its media")
     return QuestionManifest(
         format=FORMAT, version=VERSION, dataset=release.name, revision=release.revision,
         source=source, files=dict(sorted(release.files.items())),
         streams=[
             ManifestStream(
-                id=e.stream.id, duration=float(e.stream.media_seconds or 0.0),
+                id=e.stream.id, duration=float(e.stream.media_seconds),
                 questions=[
                     ManifestQuestion(
                         id=q.id, ask_time=float(q.ask_time),
@@ -185,21 +230,56 @@ def read(path: Path) -> QuestionManifest:
         raise QuestionManifestError(f"{path}: not a question manifest ({where})") from None
 
 
+def index(paths: Sequence[Path]) -> dict[tuple[str, str], QuestionManifest]:
+    """The manifests in ``paths`` by (dataset, revision); ``QuestionManifestError`` naming both
+    files where two pin the same revision (one would silently hide the other)."""
+    found: dict[tuple[str, str], tuple[Path, QuestionManifest]] = {}
+    for path in paths:
+        manifest = read(path)
+        key = (manifest.dataset, manifest.revision)
+        if key in found:
+            raise QuestionManifestError(f"{path}: {manifest.dataset} revision {manifest.revision} "
+                                        f"is already pinned by {found[key][0].name}")
+        found[key] = (path, manifest)
+    return {key: manifest for key, (_, manifest) in found.items()}
+
+
 @cache
 def _shipped_index() -> dict[tuple[str, str], QuestionManifest]:
-    index: dict[tuple[str, str], QuestionManifest] = {}
-    for item in sorted(files("taskmem_bench").joinpath(SHIPPED).iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".json"):
-            manifest = read(Path(str(item)))
-            index[(manifest.dataset, manifest.revision)] = manifest
-    return index
+    folder = files("taskmem_bench").joinpath(SHIPPED)
+    return index([Path(str(item)) for item in sorted(folder.iterdir(), key=lambda p: p.name)
+                  if item.name.endswith(".json")])
+
+
+_fixtures_enabled = False
+
+
+@contextmanager
+def fixture_manifests_enabled() -> Iterator[None]:
+    """Within it, ``shipped`` also gives the manifests marked ``fixture``: tests check bundles
+    of the fixture releases with them; the leaderboard never ranks such a run otherwise."""
+    global _fixtures_enabled
+    before, _fixtures_enabled = _fixtures_enabled, True
+    try:
+        yield
+    finally:
+        _fixtures_enabled = before
+
+
+def is_fixture(dataset: str, revision: str) -> bool:
+    """Whether ``dataset`` at ``revision`` is a test fixture release with a shipped manifest."""
+    found = _shipped_index().get((dataset, revision))
+    return found is not None and found.fixture
 
 
 def shipped(dataset: str, revision: str) -> QuestionManifest | None:
-    """The shipped manifest of ``dataset`` at ``revision``, or None."""
-    return _shipped_index().get((dataset, revision))
+    """The shipped manifest of ``dataset`` at ``revision``, or None (a fixture release's only
+    within ``fixture_manifests_enabled``)."""
+    found = _shipped_index().get((dataset, revision))
+    return found if found is not None and (_fixtures_enabled or not found.fixture) else None
 
 
 def shipped_revisions(dataset: str) -> list[str]:
-    """The revisions of ``dataset`` this package ships a manifest for."""
-    return sorted(revision for name, revision in _shipped_index() if name == dataset)
+    """The revisions of ``dataset`` this package ships a manifest for (fixtures as ``shipped``)."""
+    return sorted(revision for (name, revision), found in _shipped_index().items()
+                  if name == dataset and (_fixtures_enabled or not found.fixture))

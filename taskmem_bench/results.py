@@ -168,6 +168,9 @@ class Adaptation:
     record: dict[str, Any] | None
     error: str | None = None
     traceback: str | None = None
+    timed_out: bool = False
+    """The call ran past its deadline and was abandoned: the policy may still be adapting, so
+    the runner fails every later stream rather than run them against a moving policy."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, allow_nan=False)

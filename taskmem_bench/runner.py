@@ -141,7 +141,7 @@ class StreamingRunner:
         wave_streams = self.plan.task.learning.wave_streams if self.learns else None
         for wave in waves(pending, wave_streams):
             self._run_streams(wave)
-            if self.learns:
+            if self.learns and self.unusable is None:
                 self._end_wave(wave)
         summary = write_summary(self.run_dir, self.plan, self.episodes, len(self.release.skipped),
                                 self.timing, time.perf_counter() - started)
@@ -168,7 +168,9 @@ class StreamingRunner:
 
     def _end_wave(self, wave: list[tuple[int, Episode]]) -> None:
         """The barrier after a wave: the policy adapts (``adaptation.end_wave``) and the call
-        is recorded; a failed adaptation costs no stream."""
+        is recorded. One that raises costs no stream; one abandoned at its deadline may still
+        be changing the policy, so every later stream fails with that reason: when it would
+        stop, and so which streams it would change, depends on the clock."""
         number = wave[0][0] // self.plan.task.learning.wave_streams
         adaptation = end_wave(
             self.policy, self.policy_calls, self.plan.settings.adapt_limit,
@@ -177,6 +179,11 @@ class StreamingRunner:
             streams_seen=self.streams_seen, questions_seen=self.questions_seen,
         )
         self.run_dir.append_adaptation(adaptation)
+        if adaptation.timed_out:
+            self.unusable = self.unusable or (
+                "policy_error", f"the policy's end_wave after wave {number} was abandoned at its "
+                f"deadline ({adaptation.error}); later streams are not run against a policy that "
+                "may still be adapting")
 
     def _record_backends(self) -> None:
         """What each loaded backend reports about its model (resolved dtype and device, file

@@ -99,7 +99,7 @@ class RunSettings:
     streams_in_flight: int = 16  # twice batch_size keeps the model's batches full (benchmarks/batching.py)
     call_timeout_s: float | None = None
     """Wall-clock limit of each policy and reader call (``plugin_calls.CallGuard``); None: none."""
-    adapt_timeout_s: float | None = None
+    adapt_timeout_s: float | None = 3600.0
     """Wall-clock limit of each ``Policy.end_wave`` (adapting may train for far longer than a
     call takes); None: ``call_timeout_s`` applies."""
 

@@ -10,6 +10,7 @@ from taskmem.candidates import (
     Candidate, ClipKey, ClipPrompt, chat_request, sample_candidates, supplement_line,
 )
 from taskmem.fidelity import ConsensusJudge, fidelity_filter
+from taskmem.phase_two import BufferedClip
 from taskmem.protocol import Frame, FrameSpec, build_prompt, format_reply
 from taskmem.rewards import Claim, FactJudge, Verdict
 from taskmem.streams import Window
@@ -38,12 +39,17 @@ def clip_of(stream_id: str, index: int, size: int = 32) -> Clip:
     return Clip(stream_id, index, index * 10.0, index * 10.0 + 10.0, frames, times)
 
 
+def clip_prompt(window: Window, clip: Clip, questions: list[str]) -> ClipPrompt:
+    """The prompt the policy's buffer builds for ``clip`` (budget 24)."""
+    return BufferedClip.of(0, window, clip, window.new_frames(clip), 24).prompt(questions)
+
+
 @pytest.fixture(scope="module")
 def prompts() -> list[ClipPrompt]:
     window = Window(spec=FrameSpec(size=32, new_frames=2))
     questions = [supplement_line(COUNT), supplement_line(OCR)]
-    return [ClipPrompt.of(window, clip_of("a", 0), 24, questions),
-            ClipPrompt.of(window, clip_of("b", 3), 24, questions)]
+    return [clip_prompt(window, clip_of("a", 0), questions),
+            clip_prompt(window, clip_of("b", 3), questions)]
 
 
 def test_candidates_from_a_real_tiny_model_are_n_per_clip_and_reproducible(tiny_vl_model, prompts):
@@ -72,7 +78,7 @@ def test_the_clip_prompt_carries_the_supplement_and_what_the_window_stated():
     window = Window(spec=FrameSpec(size=32, new_frames=2))
     first = clip_of("a", 0)
     window = window.advanced(first, window.new_frames(first), "The sign shows the word EXIT.")
-    clip = ClipPrompt.of(window, clip_of("a", 1), 24, [supplement_line(OCR)])
+    clip = clip_prompt(window, clip_of("a", 1), [supplement_line(OCR)])
     assert clip.stated == {"The sign shows the word EXIT."}
     assert clip.questions == (supplement_line(OCR),)
     assert supplement_line(OCR) in clip.prompt.text
@@ -89,8 +95,13 @@ def cand(description: str | None, thinking: str = "") -> Candidate:
     return Candidate.of(ClipKey("s", 0), completion)
 
 
-FACTS = {"window_facts": ["The sign shows the word EXIT.", "There are 3 red hexagons on the rug.",
-                          "A red cup appears on the table."]}
+FACTS = ("The sign shows the word EXIT.", "There are 3 red hexagons on the rug.",
+         "A red cup appears on the table.")
+
+
+def fact_judge(claims: list[Claim]) -> list[Verdict]:
+    """FactJudge's rule with the window's facts closed over: the filter gives a judge no facts."""
+    return FactJudge()([Claim(c.sentences, {"window_facts": FACTS}) for c in claims])
 
 
 def test_the_filter_drops_broken_and_overlong_replies_and_judges_the_rest():
@@ -103,7 +114,7 @@ def test_the_filter_drops_broken_and_overlong_replies_and_judges_the_rest():
         cand("The sign shows the word EXIT. A red cup appears on the table."),  # over 12
     ]
     clip = hand_clip(budget=12, stated={"There are 3 red hexagons on the rug."})
-    [out] = fidelity_filter([clip], [group], FactJudge(), thinking_limit=20, judge_columns=[FACTS])
+    [out] = fidelity_filter([clip], [group], fact_judge, thinking_limit=20)
     assert (out.unparseable, out.overlong, out.judge_failures) == (1, 1, 0)
     assert [(j.candidate, j.correct) for j in out.kept] == [
         (group[0], True), (group[3], False), (group[4], False), (group[5], False)]
@@ -112,19 +123,18 @@ def test_the_filter_drops_broken_and_overlong_replies_and_judges_the_rest():
 
 def test_the_length_cap_applies_when_the_clip_has_no_budget():
     group = [cand("The sign shows the word EXIT.")]  # 7 tokens
-    [capped] = fidelity_filter([hand_clip(None)], [group], FactJudge(), length_cap=6,
-                               judge_columns=[FACTS])
-    [free] = fidelity_filter([hand_clip(None)], [group], FactJudge(), judge_columns=[FACTS])
+    [capped] = fidelity_filter([hand_clip(None)], [group], fact_judge, length_cap=6)
+    [free] = fidelity_filter([hand_clip(None)], [group], fact_judge)
     assert [j.correct for j in capped.kept] == [False] and [j.correct for j in free.kept] == [True]
 
 
 def test_a_failing_judge_drops_its_candidates_and_is_counted():
     def broken(claims):  # answers about EXIT, fails on anything else
-        return [FactJudge()([c])[0] if "EXIT" in c.sentences[0] else Verdict(None, "down")
+        return [fact_judge([c])[0] if "EXIT" in c.sentences[0] else Verdict(None, "down")
                 for c in claims]
 
     group = [cand("The sign shows the word EXIT."), cand("The sign shows the word STOP.")]
-    [out] = fidelity_filter([hand_clip()], [group], broken, judge_columns=[FACTS])
+    [out] = fidelity_filter([hand_clip()], [group], broken)
     assert [j.candidate for j in out.kept] == [group[0]] and out.judge_failures == 1
 
 

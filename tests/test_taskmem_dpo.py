@@ -16,8 +16,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from taskmem import dpo
 from taskmem.dpo import (
-    WEIGHTS_FILE, AdapterConfig, fit_adapter, train_adapter, usable_pairs,
+    WEIGHTS_FILE, AdapterConfig, fit_adapter, peak_rss_mib, reset_peak_rss, train_adapter,
+    usable_pairs,
 )
 from taskmem.protocol import Frame, Prompt, format_reply
 from taskmem.record import read_record
@@ -27,9 +29,11 @@ from taskmem_bench.backends.hf import TransformersBackend
 
 @dataclass(frozen=True)
 class Pair:
+    """A hand-made ``taskmem.dpo.PreferencePair``."""
+
     prompt: Prompt
-    chosen: str
-    rejected: str
+    chosen_completion: str
+    rejected_completion: str
 
 
 def tiny_pairs(n: int = 3) -> list[Pair]:
@@ -133,9 +137,10 @@ def test_a_fixed_seed_gives_the_same_adapter_bytes(trained, tiny_vl_model: Path,
 
 def test_a_bad_pair_costs_only_itself(tiny_vl_model: Path, tmp_path: Path) -> None:
     good = tiny_pairs(1)[0]
-    bad = [Pair(good.prompt, '{"description": "no thinking"}', good.rejected),
-           Pair(good.prompt, good.chosen, good.chosen),
-           Pair("a string prompt", good.chosen, good.rejected)]
+    chosen, rejected = good.chosen_completion, good.rejected_completion
+    bad = [Pair(good.prompt, '{"description": "no thinking"}', rejected),
+           Pair(good.prompt, chosen, chosen),
+           Pair("a string prompt", chosen, rejected)]
     kept, skipped = usable_pairs([bad[0], good, *bad[1:]])
     assert kept == [good]
     assert skipped == ["pair 0: the chosen completion must be text with exactly one </think>",
@@ -144,6 +149,18 @@ def test_a_bad_pair_costs_only_itself(tiny_vl_model: Path, tmp_path: Path) -> No
     with pytest.raises(ValueError, match="no pair to train on"):
         train_adapter(tiny_vl_model, bad, config("lora"), tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+def test_a_peak_measured_after_a_reset_is_not_an_earlier_larger_one(monkeypatch) -> None:
+    """One process adapts several times: each adaptation's peak must be its own."""
+    big = np.ones(2**27 // 8)  # 128 MiB, every page written
+    earlier = peak_rss_mib()
+    del big
+    if not reset_peak_rss():
+        pytest.skip("this system cannot reset the resident-memory high-water mark")
+    assert peak_rss_mib() < earlier - 100
+    monkeypatch.setattr(dpo, "CLEAR_REFS", Path("/no/proc/self/clear_refs"))
+    assert reset_peak_rss() is False  # refused: the caller learns it, nothing raises
 
 
 @pytest.mark.parametrize("bad, message", [

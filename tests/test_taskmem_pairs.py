@@ -38,6 +38,10 @@ def test_the_longest_chain_from_the_undefeated_candidate_is_the_pair():
     assert pair.key == ClipKey("s", 0) and pair.clip is result.clip.clip
     assert pair.chosen.completion == format_reply(pair.chosen.description)
     assert pair.gap == 3
+    kept = result.clip.kept  # what DPO reads: the clip's prompt and a's and d's whole completions
+    assert pair.prompt is result.clip.clip.prompt
+    assert (pair.chosen_completion, pair.rejected_completion) == (
+        kept[0].candidate.completion, kept[3].candidate.completion)
 
 
 def test_a_clip_whose_wins_contradict_each_other_gives_no_pair():

@@ -9,13 +9,16 @@ import dataclasses
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 
 from taskmem import phase_two
-from taskmem.candidates import supplement_line
+from taskmem.candidates import Candidate, supplement_line
 from taskmem.dpo import AdapterConfig, train_adapter
-from taskmem.phase_two import BufferedClip, ClipBuffer, Learner, TrainingPair
+from taskmem.pairs import PreferencePair
+from taskmem.phase_two import BufferedClip, ClipBuffer, Learner
 from taskmem.policy import SHIPPED_MINI, TaskMemConfig, TaskMemPolicy
+from taskmem.protocol import format_reply
 from taskmem.streams import Window
 from taskmem_bench.backends import loaded_backend
 from taskmem_bench.backends.packaged import resolve
@@ -70,10 +73,70 @@ def test_adapt_off_learns_nothing_and_does_not_ask_for_waves():
     ({"usefulness_judge": "llm"}, "needs judge_model"),
     ({"retrain_at": (30, 10)}, "increasing"),
     ({"candidates": 1}, "candidates >= 2"),
+    ({"backend": "openai", "model": "m"}, "cannot load"),  # ignores lora_path
+    ({"backend": "vllm", "model": "m"}, "cannot load"),  # no steering vectors
 ])
 def test_phase_two_settings_are_checked(bad, problem):
     with pytest.raises(ValueError, match=problem):
         TaskMemConfig(**bad)
+    TaskMemConfig(backend="vllm", model="m", adapter_kind="lora")  # vLLM serves LoRAs
+    TaskMemConfig(backend="openai", model="m", adapt="prompt")
+
+
+def test_a_failed_adaptation_leaves_what_the_policy_deploys_as_it_was(tmp_path, monkeypatch):
+    """The runner records the error; the policy keeps its supplement and adapter, and the
+    cutoff it missed is tried again at the next barrier."""
+    learner = Learner(TaskMemConfig(retrain_at=(2,)), seed=0)
+    learner.started("a")
+    for n in (notice("a", 1), notice("a", 2)):
+        learner.noticed(n)
+
+    def broken(*args):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(phase_two, "train", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        learner.end_wave(tmp_path)
+    assert (learner.supplement, learner.adapter, learner.trained_at) == ((), None, 0)
+    monkeypatch.setattr(phase_two, "train", lambda *args: (None, {"pairs": 0}))
+    record = learner.end_wave(tmp_path)
+    assert record["cutoff"] == 2 and record["pairs"] == 0 and learner.trained_at == 2
+    assert learner.supplement == tuple(supplement_line(t) for t in learner.tasks)
+    assert learner.adapter is None  # no pair, no adapter
+
+
+def test_a_streams_clips_reach_the_buffer_only_at_the_barrier(tmp_path):
+    learner = Learner(TaskMemConfig(adapt="prompt", buffer_clips=4), seed=0)
+    learner.started("s")
+    window = Window()
+    clips = [BufferedClip.of(0, window, _clip("s", i), window.new_frames(_clip("s", i)), 24)
+             for i in range(3)]
+    learner.stream_ended(clips)
+    assert learner.buffer.clips == []
+    learner.end_wave(tmp_path)
+    assert [b.order for b in learner.buffer.clips] == [(0, 0), (0, 1), (0, 2)]
+
+
+def test_taskmems_rows_do_not_depend_on_batching_when_it_adapts(tmp_path):
+    """The contract test's property for the real policy: Phase Two's prompt variant (the cheap
+    one: no training) changes what the second wave writes, identically for any batching (one
+    stream at a time, or the first wave's two streams interleaved, their notices arriving
+    mixed)."""
+    runs = {}
+    for batch, in_flight in ((1, 1), (8, 16)):
+        out = tmp_path / f"{batch}-{in_flight}"
+        assert cli(["run", "--task", "mini", "--policy", "taskmem", "--limit", "4",
+                    "--set", "adapt=prompt", "--set", "wave_streams=2", "--set", "retrain_at=[4]",
+                    "--set", f"batch_size={batch}", "--set", f"streams_in_flight={in_flight}",
+                    "--out", str(out)]) == 0
+        run = out / "mini" / "taskmem"
+        memory = [(run / "memory" / f"{i:06d}.jsonl").read_text() for i in range(4)]
+        rows = pl.read_parquet(run / "rows.parquet")
+        adapted = [json.loads(line)["record"] for line in
+                   (run / "adaptations.jsonl").read_text().splitlines()]
+        runs[batch, in_flight] = (memory, rows, adapted)
+    (memory, rows, adapted), (memory2, rows2, adapted2) = runs.values()
+    assert adapted[0]["adapted"] and adapted == adapted2
+    assert memory == memory2 and rows.equals(rows2)
 
 
 def _clip(stream: str, index: int) -> Clip:
@@ -155,6 +218,7 @@ def test_phase_two_in_a_run_learns_from_task_notices_and_clips_only(tmp_path, mo
     assert [w["wave"] for w in waves] == [0, 1] and waves[0]["error"] is None
     record = waves[0]["record"]
     assert record["cutoff"] == 4 and record["buffer_clips"] == 2 and record["candidates"] == 4
+    assert record["gave_up"] == 0  # tallied; 2 candidates never fail 30 comparisons in a row
     if record.get("adapter"):
         assert record["adapter"]["folder"].startswith(str(run / "adaptations" / "wave-0000"))
     assert all(info.facts == () for info in infos)
@@ -164,8 +228,6 @@ def test_phase_two_in_a_run_learns_from_task_notices_and_clips_only(tmp_path, mo
     (((_, prompts), kwargs),) = [(c[0][:2], c[1]) for c in calls["sample_candidates"]]
     examples = {supplement_line(t) for t in policy.adapting.tasks[:4]}
     assert all(set(p.questions) <= examples for p in prompts)
-    ((_, filter_kwargs),) = calls["fidelity_filter"]
-    assert filter_kwargs.get("judge_columns") is None  # no window facts at deployment
     forbidden = (Hidden, Fact, WorldFact)
     for name, made in calls.items():
         for args, kwargs in made:
@@ -185,9 +247,10 @@ def mini_clip(tmp_path_factory):
 def test_the_policy_writes_through_the_latest_adapter_it_trained(tmp_path, mini_clip):
     window = Window()
     buffered = BufferedClip.of(0, window, mini_clip, window.new_frames(mini_clip), 24)
-    prompt = buffered.prompt(["How many red stars were on the rug? Options: 2; 3; 4; 5"]).prompt
-    pair = TrainingPair(prompt, 'x\n</think>\n{"description": "There are 3 red stars on the rug."}',
-                        'x\n</think>\n{"description": "The sign shows the word STOP."}')
+    clip = buffered.prompt(["How many red stars were on the rug? Options: 2; 3; 4; 5"])
+    chosen, rejected = (Candidate.of(clip.key, format_reply(d, "x"))
+                        for d in ("There are 3 red stars on the rug.", "The sign shows the word STOP."))
+    pair = PreferencePair(clip.key, clip, chosen, rejected, chain=1)  # as pairs.select_pairs makes
     result = train_adapter(resolve(SHIPPED_MINI), [pair], AdapterConfig(steps=1), tmp_path / "a")
     policy = TaskMemPolicy(TaskMemConfig(model=SHIPPED_MINI))
     policy.start_stream(StreamInfo(mini_clip.stream_id, 4.0, 120.0, 10.0, 2.0, ("speech",),

@@ -41,6 +41,7 @@ __all__ = [
     "available_backends",
     "get_backend",
     "loaded_backend",
+    "release_backend",
     "load_backend",
     "split_thinking",
 ]
@@ -65,6 +66,13 @@ def get_backend(settings: BackendSettings) -> Backend:
         if key not in _LOADED:
             _LOADED[key] = load_backend(key.backend)(key)
         return _LOADED[key]
+
+
+def release_backend(settings: BackendSettings) -> None:
+    """Forget the backend loaded for these settings, so its model can be freed (a policy that
+    replaced its adapter no longer needs the copy with the old one)."""
+    with _LOCK:
+        _LOADED.pop(settings.backend_settings(), None)
 
 
 def loaded_backend(settings: BackendSettings) -> Backend | None:

@@ -1,5 +1,6 @@
 """The question manifests the package ships for the fixture releases, made the way a maintainer
-makes one (``prepare --publish-manifest``) from each default fixture release. A test checks
+makes one (``prepare --publish-manifest``) from each default fixture release, then marked
+``fixture`` so that the leaderboard refuses runs on them outside tests. A test checks
 that the shipped ones are still what this gives; after a change to a fixture (or to the bytes a
 library writes for it: the Video-MME parquet records the polars version), regenerate them::
 
@@ -15,6 +16,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from taskmem_bench.cli import main
+from taskmem_bench.question_manifest import read
+from taskmem_bench.results import write_json
 from taskmem_bench.testing.releases import egolife, egotempo, videomme
 
 FIXTURES: dict[str, Callable[[Path], Path]] = {
@@ -31,12 +34,14 @@ def fixture_file(dataset: str) -> str:
 
 
 def publish_fixture(dataset: str, folder: Path) -> Path:
-    """Write ``dataset``'s fixture release under ``folder`` and publish its manifest there."""
+    """Write ``dataset``'s fixture release under ``folder`` and publish its manifest there,
+    marked ``fixture``."""
     root = FIXTURES[dataset](folder / dataset)
     out = folder / fixture_file(dataset)
     code = main(["prepare", dataset, "--root", str(root), "--publish-manifest", str(out)])
     if code != 0:
         raise RuntimeError(f"prepare {dataset} exited {code}")
+    write_json(out, read(out).model_copy(update={"fixture": True}).model_dump())
     return out
 
 
