@@ -35,11 +35,11 @@ from taskmem_bench.schema import Clip, TaskNotice
 from taskmem.candidates import ClipKey, ClipPrompt, sample_candidates, supplement_line
 from taskmem.dpo import AdapterConfig, AdapterResult, peak_rss_mib, reset_peak_rss, train_adapter
 from taskmem.fidelity import ConsensusJudge, fidelity_filter
+from taskmem.judges import LLMClaimJudge
 from taskmem.pairs import PreferencePair, select_pairs
 from taskmem.protocol import Frame
 from taskmem.rewards import ClaimJudge
 from taskmem.streams import Window
-from taskmem.judges import LLMClaimJudge
 from taskmem.usefulness import (
     LLMUsefulnessJudge, QuestionOverlapJudge, UsefulnessJudge, judge_both_orders,
 )
@@ -152,7 +152,7 @@ def train(buffer: Sequence[BufferedClip], questions: Sequence[str], recipe: Reci
     record of every step."""
     began = time.perf_counter()
     reset_peak_rss()  # the peak of this adaptation's steps, not of the process so far
-    tally: dict[str, Any] = {}
+    tally: dict[str, Any] = {"rss_start_mb": peak_rss_mib()}  # right after a reset: the RSS now
     pairs = preference_pairs(buffer, questions, recipe, tally)
     peak = peak_rss_mib()  # train_adapter measures its own from a reset
     result = None

@@ -174,7 +174,8 @@ def cost(adaptation: Adaptation) -> dict[str, Any]:
     return {"wave": adaptation.wave, "wall_s": round(adaptation.wall_s, 1),
             "error": adaptation.error,
             **{k: record.get(k) for k in ("tasks", "cutoff", "candidates", "kept", "wins", "pairs",
-                                          "dpo_losses", "peak_rss_mb", "buffer_bytes")}}
+                                          "dpo_losses", "rss_start_mb", "peak_rss_mb",
+                                          "buffer_bytes")}}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -212,7 +213,9 @@ def markdown(summary: dict[str, Any]) -> str:
             what = a["error"] or (
                 f"{a['tasks']} tasks (cutoff {a['cutoff']}), {a['candidates']} candidates, "
                 f"{a['kept']} kept, {a['wins']} consistent wins, {a['pairs']} pairs, "
-                f"{a['wall_s']} s, peak RSS {a['peak_rss_mb']} MiB, buffer "
+                f"{a['wall_s']} s, peak RSS {a['peak_rss_mb']} MiB"
+                + (f" ({a['rss_start_mb']} MiB at its start)" if a["rss_start_mb"] else "")
+                + ", buffer "
                 f"{(a['buffer_bytes'] or 0) / 2**20:.1f} MiB")
             lines.append(f"- {env}, after wave {a['wave']}: {what}")
     return "\n".join(lines)

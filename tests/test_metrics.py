@@ -12,6 +12,7 @@ from taskmem_bench.scoring.metrics import (
     Z_95,
     Scores,
     failure_reason,
+    paired_difference,
     score,
     score_by,
     score_rows,
@@ -291,3 +292,19 @@ def test_null_verdicts_are_rejected() -> None:
     rows = _rows().with_columns(pl.lit(None, dtype=pl.Boolean).alias("correct"))
     with pytest.raises(ValueError):
         score_rows(rows)
+
+
+def test_a_paired_difference_is_clustered_by_stream() -> None:
+    # per-question differences a: +1 0, b: 0 -1 +1, c: -1 -> mean 0, residual sums +1, 0, -1,
+    # SE = sqrt(3/2 * 2) / 6; not clipped at 0 (a difference lies in [-1, 1])
+    treated = [1, 1, 0, 0, 1, 0]
+    control = [0, 1, 0, 1, 0, 1]
+    d = paired_difference(treated, control, ["a", "a", "b", "b", "b", "c"])
+    assert (d.n, d.streams, d.mean) == (6, 3, 0.0)
+    assert (d.ci_low, d.ci_high) == pytest.approx((-Z_95 * math.sqrt(3) / 6, Z_95 * math.sqrt(3) / 6))
+    assert _loop_se([1, 0, 0, -1, 1, -1], ["a", "a", "b", "b", "b", "c"]) == pytest.approx(
+        math.sqrt(3) / 6)
+    one = paired_difference([1, 0], [0, 0], ["a", "a"])
+    assert one.mean == 0.5 and one.ci_low is None  # one stream: no interval
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_difference([1], [1, 0], ["a"])
