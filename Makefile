@@ -41,7 +41,8 @@ leaderboard: $(STAMP)
 	$(BIN)/taskmem-bench leaderboard build results -o build/site
 
 # TaskMem's table on the mini environments: Phase One against Phase Two, with the controls
-# (about 30 minutes on 2 cores); bundles go to results/.
+# (about 15 minutes on 2 cores once the mini media are generated, 20 the first time); bundles
+# go to results/.
 reproduce: $(STAMP)
 	$(BIN)/taskmem-bench reproduce taskmem
 

@@ -120,9 +120,10 @@ class DpoStep:
 
 @dataclass(frozen=True)
 class AdapterResult:
-    """A trained adapter folder and how it was made. ``peak_rss_mib`` is the peak resident
-    memory of this training alone where the system lets :func:`reset_peak_rss` work (Linux),
-    else the process's peak so far (see :func:`peak_rss_mib`)."""
+    """A trained adapter folder and how it was made. ``peak_rss_mib`` is the process's peak
+    resident memory during this training (the high-water mark is reset to the current size when
+    it starts, where the system lets :func:`reset_peak_rss` work, on Linux), so it includes what
+    the process held before; elsewhere the process's peak so far (see :func:`peak_rss_mib`)."""
 
     folder: Path
     steps: tuple[DpoStep, ...]

@@ -177,7 +177,7 @@ class Learner:
         self.config, self.seed = config, seed
         self.positions: dict[str, int] = {}
         self.waiting: list[TaskNotice] = []
-        self.ended: list[BufferedClip] = []
+        self.ended = ClipBuffer(config.buffer_clips)
         self.tasks: list[TaskNotice] = []
         self.buffer = ClipBuffer(config.buffer_clips)
         self.trained_at = 0
@@ -206,8 +206,9 @@ class Learner:
         return (*seen, fresh)[-self.config.buffer_clips:]
 
     def stream_ended(self, seen: Sequence[BufferedClip]) -> None:
-        """A stream's latest clips, held until the barrier adds them to the buffer."""
-        self.ended += seen
+        """A stream's latest clips, held (as many as the buffer keeps, the same ones whatever
+        the order streams end in) until the barrier adds them to the buffer."""
+        self.ended.add(seen)
 
     def end_wave(self, workspace: Path) -> dict[str, Any] | None:
         """Take in the wave's tasks; at a retraining cutoff, adapt (see the module docstring),
@@ -216,8 +217,8 @@ class Learner:
         (the runner records the error)."""
         self.waiting.sort(key=lambda n: (self.positions[n.stream_id], n.ask_time, n.question_id))
         self.tasks += self.waiting
-        self.buffer.add(self.ended)
-        self.waiting, self.ended = [], []
+        self.buffer.add(self.ended.clips)
+        self.waiting, self.ended = [], ClipBuffer(self.config.buffer_clips)
         due = [c for c in self.config.retrain_at if self.trained_at < c <= len(self.tasks)]
         if not due:
             return None

@@ -87,12 +87,11 @@ class TaskMemConfig(GenerationConfig):
             if self.lora_path:
                 raise ValueError("Phase Two trains its own adapter: lora_path goes with adapt=off "
                                  "or adapt=prompt")
-            if not (self.backend == "transformers"
-                    or (self.backend == "vllm" and self.adapter_kind == "lora")):
+            if self.backend != "transformers":
                 raise ValueError(
-                    f"adapt={self.adapt} deploys the adapter it trains, which backend "
-                    f"'{self.backend}' cannot load with adapter_kind={self.adapter_kind}: use the "
-                    "transformers backend, vllm with adapter_kind=lora, or adapt=prompt or off")
+                    f"adapt={self.adapt} deploys the adapter it trains, and only the transformers "
+                    f"backend loads a new one in place (backend '{self.backend}': openai ignores "
+                    "adapters, vllm would start an engine per adapter); use adapt=prompt or off")
         if "llm" in (self.fidelity_judge, self.usefulness_judge) and not self.judge_model:
             raise ValueError("an llm judge needs judge_model (and judge_backend, judge_base_url)")
 

@@ -64,6 +64,7 @@ def run_all(paths: Paths, limit: int | None, overrides: Sequence[str]) -> None:
         raise ConfigError("reproduce sets adapt itself (off for Phase One, both for TaskMem)")
     common = [*(["--limit", str(limit)] if limit else []),
               *(a for o in overrides for a in ("--set", o))]
+    same_arguments(paths.out, common)
     for env in ENVIRONMENTS:
         arms = (("phase_one", "blind,oracle,taskmem", ["--set", "adapt=off"]),
                 ("taskmem", "taskmem", []))
@@ -75,21 +76,39 @@ def run_all(paths: Paths, limit: int | None, overrides: Sequence[str]) -> None:
     adapter = last_adapter(paths.run(source, "taskmem"))
     if adapter is None:
         print(f"TaskMem trained no adapter on {source}: the cross-environment control is not run")
-    elif not finished(paths, target, "control"):
+    elif not finished(paths, target, "control", adapter):
         _cli("run", "--task", paths.task(target), "--policy", "taskmem", "--set", "adapt=off",
              "--set", f"lora_path={adapter}", "--out", str(paths.out / target / "control"),
              *common)
 
 
-def finished(paths: Paths, env: str, arm: str) -> bool:
-    """Whether an arm's runs are done; one begun and not finished is refused (its run
-    directory cannot be resumed: TaskMem learns across streams)."""
-    folder = paths.out / env / arm
-    if (paths.run(env, arm) / "summary.json").exists():
-        return True
-    if folder.exists():
+def same_arguments(out: Path, arguments: list[str]) -> None:
+    """Record the runs' arguments in ``out``, or refuse ones that differ from those its
+    finished runs were made with (they would be reused as if they matched)."""
+    record = out / "reproduce-arguments.json"
+    if record.exists() and json.loads(record.read_text()) != arguments:
+        raise ConfigError(f"{out} holds runs made with other arguments "
+                          f"({' '.join(json.loads(record.read_text())) or 'none'}): use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(arguments) + "\n")
+
+
+def finished(paths: Paths, env: str, arm: str, adapter: str | None = None) -> bool:
+    """Whether an arm's runs are done and can be reused: finished, with no failed stream, and
+    (the control) made with ``adapter``. One begun and not finished, one with failures, or a
+    control of another adapter is refused: a run directory of TaskMem cannot be resumed."""
+    folder, run = paths.out / env / arm, paths.run(env, arm)
+    if not folder.exists():
+        return False
+    if not (run / "summary.json").exists():
         raise ConfigError(f"{folder} holds an unfinished run: remove it to run it again")
-    return False
+    failed = rows(run)["failure"].drop_nulls().len()
+    if failed:
+        raise ConfigError(f"{folder} has {failed} failed rows: remove it to run it again")
+    if adapter is not None and RunDir(run).manifest().policy.config.get("lora_path") != adapter:
+        raise ConfigError(f"{folder} was made with another adapter than TaskMem's last on "
+                          f"{CONTROL[0]}: remove it to run it again")
+    return True
 
 
 def _cli(*argv: str) -> None:
@@ -186,6 +205,8 @@ def markdown(summary: dict[str, Any]) -> str:
     def interval(d: dict[str, Any] | None, missing: str = "no adaptation") -> str:
         if d is None or d["mean"] is None:
             return f"— ({missing})"
+        if not d["changed"]:
+            return f"+0.0: no verdict changed, on {d['n']} questions, {d['streams']} streams"
         ci = "" if d["ci_low"] is None else f" [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
         return f"{100 * d['mean']:+.1f}{ci} on {d['n']} questions, {d['streams']} streams"
 

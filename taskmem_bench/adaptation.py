@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskmem_bench.plugin_calls import PLUGIN_FAILURES, CallGuard, CallTimeout, failure_text
+from taskmem_bench.plugin_calls import (
+    PLUGIN_FAILURES, CallGuard, CallTimeout, ComponentUnavailable, failure_text,
+)
 from taskmem_bench.policy import Policy
 from taskmem_bench.results import Adaptation
 from taskmem_bench.untrusted import cut, printable_name
@@ -58,7 +60,10 @@ def end_wave(
         record = _checked_record(guard.call("end_wave()", policy.end_wave, list(stream_ids),
                                             workspace, limit=limit))
     except PLUGIN_FAILURES as exc:
-        error, trace, timed_out = _one_line(exc), failure_text(exc), isinstance(exc, CallTimeout)
+        # abandoned at its deadline, or not started because an abandoned call still runs: either
+        # way the policy may change whenever that call ends
+        abandoned = isinstance(exc, (CallTimeout, ComponentUnavailable))
+        error, trace, timed_out = _one_line(exc), failure_text(exc), abandoned
     return Adaptation(
         wave=wave, stream_ids=tuple(stream_ids), streams_seen=streams_seen,
         questions_seen=questions_seen, started_at=started_at,

@@ -169,8 +169,9 @@ class Adaptation:
     error: str | None = None
     traceback: str | None = None
     timed_out: bool = False
-    """The call ran past its deadline and was abandoned: the policy may still be adapting, so
-    the runner fails every later stream rather than run them against a moving policy."""
+    """The call ran past its deadline and was abandoned (or could not start because an
+    abandoned policy call still runs): the policy may change whenever that call ends, so the
+    runner fails every later stream rather than run them against a moving policy."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, allow_nan=False)

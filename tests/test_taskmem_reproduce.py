@@ -51,6 +51,7 @@ def test_a_second_reproduce_reuses_finished_runs_and_refuses_an_adapt_override(r
     assert cli(["reproduce", "taskmem", "--out", str(out), "--no-export", *SMALL]) == 0
     assert cli(["reproduce", "taskmem", "--out", str(out), "--no-export", "--set", "adapt=prompt",
                 *SMALL]) == 2
+    assert cli(["reproduce", "taskmem", "--out", str(out), "--no-export"]) == 2  # other limit
     (out / "count_ocr" / "taskmem").rename(out / "kept")
     (out / "count_ocr" / "taskmem").mkdir()  # a run that was stopped half-way
     assert cli(["reproduce", "taskmem", "--out", str(out), "--no-export", *SMALL]) == 2

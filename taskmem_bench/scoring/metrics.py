@@ -226,6 +226,9 @@ class PairedDifference:
     mean: float | None
     ci_low: float | None
     ci_high: float | None
+    changed: int = 0
+    """Questions whose verdict differs: with none, the interval is [0, 0] because nothing
+    varies, not because the difference is known to be 0."""
 
 
 def paired_difference(
@@ -235,9 +238,9 @@ def paired_difference(
     are verdicts on question i, ``clusters[i]`` its stream): pairing removes the questions'
     own difficulty from the interval, and clustering keeps a stream's shared memory from
     narrowing it."""
-    d = np.asarray(treated, dtype=float) - np.asarray(control, dtype=float)
-    if not (len(control) == len(clusters) == d.size):
+    if not len(treated) == len(control) == len(clusters):
         raise ValueError("treated, control and clusters differ in length")
+    d = np.asarray(treated, dtype=float) - np.asarray(control, dtype=float)
     if d.size == 0:
         return PairedDifference(0, 0, None, None, None)
     ids: dict[Hashable, int] = {}
@@ -246,4 +249,4 @@ def paired_difference(
     mean = float(d.mean())
     se = _cluster_se(d - mean, groups)
     low, high = (None, None) if se is None else (mean - Z_95 * se, mean + Z_95 * se)
-    return PairedDifference(int(d.size), len(ids), mean, low, high)
+    return PairedDifference(int(d.size), len(ids), mean, low, high, int(np.count_nonzero(d)))
