@@ -15,9 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from leaderboard.bundle import Bundle
-from leaderboard.display import model_label
 from leaderboard.plan_check import Coverage
-from leaderboard.tracks import OPEN
 from taskmem_bench.manifest import Manifest, ModelIdentity
 from taskmem_bench.scoring.metrics import Scores
 
@@ -52,19 +50,6 @@ class AcceptedRun:
     @property
     def side_label(self) -> str:
         return ", ".join(sorted(self.side_channels)) or "none"
-
-    @property
-    def label(self) -> str:
-        """The policy name and what sets this run apart from others of the same policy on the
-        same benchmark: its model, another reader, fewer side channels."""
-        label = self.policy
-        if self.manifest.policy.model is not None:
-            label += f" · {model_label(self.manifest.policy.model)}"
-        if self.track == OPEN:
-            label += f" · reader {self.manifest.reader.name}"
-        if set(self.side_channels) != set(self.manifest.side_channels.available):
-            label += f" · side channels: {self.side_label}"
-        return label
 
     @cached_property
     def run_id(self) -> str:

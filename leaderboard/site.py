@@ -42,6 +42,7 @@ from leaderboard.accepted import AcceptedRun, Rejection
 from leaderboard.bundle import BUNDLE_SCHEMA, BundleError, read_bundle
 from leaderboard.display import published_rows, redact_paths
 from leaderboard.figures import PUBLISHED, dataset_figures
+from leaderboard.labels import RunNames
 from leaderboard.tracks import TRACKS
 from leaderboard.validate import validate_all
 from taskmem_bench.taskconfig import load_task
@@ -201,6 +202,7 @@ class _Writer:
             lstrip_blocks=True,
         )
         self.benchmarks = sorted({run.task for run in accepted})
+        self.names = RunNames.of(accepted)
         self.gains = dict(
             tables.runs_frame(accepted).select("run_id", "gain").iter_rows()
         ) if accepted else {}
@@ -213,6 +215,7 @@ class _Writer:
             "n_accepted": len(accepted),
             "project_url": project_url(),
             "paper": PAPER,
+            "names": self.names,
         }
 
     def write_all(self) -> None:
@@ -222,8 +225,8 @@ class _Writer:
         for item in files("leaderboard").joinpath("static").iterdir():
             (static / item.name).write_bytes(item.read_bytes())
         self._page("index.html", "index.html.j2", root="",
-                   entries=tables.entries(self.accepted), groups=tables.GROUPS, tracks=TRACKS,
-                   side_options=sorted({r.side_label for r in self.accepted}),
+                   entries=tables.entries(self.accepted, self.names), groups=tables.GROUPS,
+                   tracks=TRACKS, side_options=sorted({r.side_label for r in self.accepted}),
                    n_rejected=len(self.rejected))
         for task in self.benchmarks:
             self._benchmark(task)
@@ -245,14 +248,15 @@ class _Writer:
         delay = next(b for b in breakdowns if b.title == "Evidence delay")
         href = "../runs/{}/index.html".format
         memory_plot = plots.accuracy_vs_memory([
-            plots.Point(r.label, r.tokens_per_hour or 0.0, r.scores.acc or 0.0,
+            plots.Point(self.names.label(r), r.tokens_per_hour or 0.0, r.scores.acc or 0.0,
                         r.scores.acc_ci_low, r.scores.acc_ci_high, r.track, href(r.run_id))
             for r in runs
         ])
         delay_plot = plots.accuracy_by_group(
             delay.groups,
             [
-                plots.Series(run.label, [s.acc if (s := scores.get(g)) else None for g in delay.groups],
+                plots.Series(self.names.label(run),
+                             [s.acc if (s := scores.get(g)) else None for g in delay.groups],
                              href(run.run_id))
                 for run, scores in delay.runs
             ],

@@ -21,6 +21,7 @@ import polars as pl
 
 from leaderboard.accepted import AcceptedRun
 from leaderboard.display import model_label, redact_paths
+from leaderboard.labels import RunNames
 from leaderboard.tracks import CONTROL
 from taskmem_bench.memory import MemorySnapshot
 from taskmem_bench.memorylog import MemoryLog
@@ -76,6 +77,8 @@ class Entry:
     """One row of the main table: a policy configuration with its runs, one per benchmark."""
 
     policy: str
+    name: str
+    """The policy name with the config settings that set the entry apart (``RunNames.name``)."""
     version: str
     link: str | None
     track: str
@@ -139,10 +142,12 @@ def models(run: AcceptedRun) -> list[str]:
     return [f"{who}: {model_label(model)}" for who, model in parts if model is not None]
 
 
-def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
+def entries(runs: Sequence[AcceptedRun], names: RunNames | None = None) -> list[Entry]:
     """Main-table rows by group (``GROUPS``); within one, entries with a run on every benchmark
     first, by best mean Acc, then the others by mean Acc over what they cover (a mean over
-    easier benchmarks only must not outrank one over all); entries without a score last."""
+    easier benchmarks only must not outrank one over all); entries without a score last.
+    ``names`` are the build's (by default those of ``runs``)."""
+    names = names or RunNames.of(runs)
     by_id = {r.run_id: r for r in runs}
     benchmarks = {r.task for r in runs}
     frame = runs_frame(runs)
@@ -156,7 +161,8 @@ def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
         }
         accs = group["acc"].drop_nulls()
         found.append(Entry(
-            policy=first["policy"], version=first["version"], link=first["link"],
+            policy=first["policy"], name=names.name(by_id[first["run_id"]]),
+            version=first["version"], link=first["link"],
             track=first["track"], group=first["group"], reader=first["reader"],
             models=list(first["models"]), side_channels=first["side_channels"],
             seed=first["seed"], limit=first["limit"], cells=cells,
@@ -164,7 +170,7 @@ def entries(runs: Sequence[AcceptedRun]) -> list[Entry]:
             complete=set(cells) == benchmarks,
         ))
     return sorted(found, key=lambda e: (list(GROUPS).index(e.group), not e.complete,
-                                        e.mean_acc is None, -(e.mean_acc or 0.0), e.policy))
+                                        e.mean_acc is None, -(e.mean_acc or 0.0), e.name))
 
 
 # -------------------------------------------------------------------------------- breakdowns

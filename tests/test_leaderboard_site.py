@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from leaderboard import tables
+from leaderboard.accepted import AcceptedRun
 from leaderboard.bundle import read_bundle
-from leaderboard.site import MARKER, BuildResult, SiteError, build_site, collect, guard_formulas
+from leaderboard.labels import SETTINGS_CHARS, RunNames
+from leaderboard.site import MARKER, BuildResult, SiteError, build_site, guard_formulas
 from leaderboard.validate import validate_bundle
 from leaderboard_support import HOSTILE, make_results
 from taskmem_bench.cli import main
@@ -146,14 +148,73 @@ def test_cli_build_errors_are_one_line_exit_2(
         assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_committed_results_are_all_accepted() -> None:
-    accepted, rejected = collect(REPO / "results")
+@pytest.fixture(scope="module")
+def committed_site(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The site built from the committed ``results/``."""
+    return build_site(REPO / "results", tmp_path_factory.mktemp("committed") / "site")
+
+
+def test_committed_results_are_all_accepted(committed_site: BuildResult) -> None:
+    accepted, rejected = committed_site.accepted, committed_site.rejected
     assert rejected == []
     policies = {run.policy for run in accepted}
     assert {"blind", "oracle"} < policies and len(policies) >= 3
     assert {run.task for run in accepted} == {  # the examples and `make reproduce`'s runs
         "mini", "mini_count_ocr_large", "mini_action_time_large", "mini_mixed_large"}
     assert all(run.coverage.full for run in accepted)  # full runs, not test-sized
+
+
+def test_runs_of_one_policy_are_named_by_the_config_settings_that_set_them_apart(
+    committed_site: BuildResult,
+) -> None:
+    """Phase One and TaskMem are both policy ``taskmem``, with ``adapt`` off and both: every
+    place that names them says which; a policy whose runs share one config keeps its name."""
+    site, task = committed_site.site, "mini_count_ocr_large"
+    runs = {r.bundle.source: r for r in committed_site.accepted if r.task == task}
+    names = RunNames.of(committed_site.accepted)
+    index = (site / "index.html").read_text()
+    bench = (site / "benchmarks" / f"{task}.html").read_text()
+    for source, name in (("mini-count-ocr-large-phase-one.tar.gz", "taskmem · adapt=off"),
+                         ("mini-count-ocr-large-taskmem.tar.gz", "taskmem · adapt=both"),
+                         ("mini-count-ocr-large-blind.tar.gz", "blind"),
+                         ("mini-count-ocr-large-oracle.tar.gz", "oracle")):
+        run = runs[source]
+        assert names.name(run) == name
+        link = f'<a href="../runs/{run.run_id}/index.html">'
+        assert f"{link}{name}</a>" in bench  # the benchmark's table
+        assert f"{link}{names.label(run)}</a>" in bench  # its breakdowns
+        assert f"<title>{names.label(run)}</title>" in bench  # the evidence-delay plot's line
+        page = (site / "runs" / run.run_id / "index.html").read_text()
+        assert f'<h1><span class="policy">{name}</span> on' in page
+        assert f'<td data-value="{name}" class="policy">' in index
+    assert names.label(runs["mini-count-ocr-large-blind.tar.gz"]) == "blind"
+    assert names.label(runs["mini-count-ocr-large-oracle.tar.gz"]) == "oracle"
+
+
+def test_run_names_show_differing_settings_sorted_compact_escaped_and_capped(
+    committed_site: BuildResult,
+) -> None:
+    blind = next(r for r in committed_site.accepted if r.policy == "blind")
+
+    def run(policy: str, config: dict, n: int) -> AcceptedRun:
+        info = blind.manifest.policy.model_copy(update={"name": policy, "config": config})
+        return dataclasses.replace(
+            blind, manifest=blind.manifest.model_copy(update={"policy": info}),
+            bundle=dataclasses.replace(blind.bundle, digest=f"{n:010x}" + blind.bundle.digest[10:]))
+
+    same = {"order": "time", "tags": ["a", "b"]}
+    a = run("p", {**same, "steps": 1, "adapt": "off"}, 1)
+    b = run("p", {**same, "steps": True, "adapt": "both", "added": None}, 2)
+    c = run("p", {**same, "steps": 1.0, "adapt": "é\n" + "x" * 100}, 3)
+    wide = [run("q", {f"key{k}": n for k in range(12)}, 10 + n) for n in range(2)]
+    alike = [run("r", same, 20 + n) for n in range(2)]
+    names = RunNames.of([a, b, c, *wide, *alike])
+    assert names.name(a) == "p · adapt=off, steps=1"
+    assert names.name(b) == "p · adapt=both, added=null, steps=true"
+    assert names.name(c) == "p · adapt=é\\n" + "x" * 19 + "..., steps=1.0"
+    assert names.name(wide[0]).startswith("q · key0=0, key1=0, key10=0, key11=0, key2=0")
+    assert len(names.settings[wide[0].run_id]) == SETTINGS_CHARS
+    assert [names.name(r) for r in alike] == ["r", "r"]
 
 
 def test_ci_workflow_and_make_target_build_the_site_from_results() -> None:
