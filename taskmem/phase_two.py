@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskmem_bench.backends import BackendSettings
+from taskmem_bench.backends.hf import resolved_device
 from taskmem_bench.backends.packaged import resolve
 from taskmem_bench.schema import Clip, TaskNotice
 
@@ -246,17 +247,9 @@ class Learner:
         usefulness = (QuestionOverlapJudge() if c.usefulness_judge == "overlap"
                       else LLMUsefulnessJudge(c.judge_settings))
         base = dataclasses.replace(c, lora_path=None).backend_settings()
-        device = _device(c.device)
+        device = "cuda" if resolved_device(c.device).startswith("cuda") else "cpu"
         adapter = AdapterConfig(kind=c.adapter_kind, steps=c.dpo_steps, seed=self.seed,
                                 device=device, dtype="float32" if device == "cpu" else "bfloat16")
         return Recipe(base, c.candidates, c.max_new_tokens, self.seed, adapter,
                       Judges(fidelity, usefulness))
 
-
-def _device(name: str) -> str:
-    """Where DPO trains: the policy's device, ``auto`` resolved as the backends resolve it."""
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if name.startswith("cuda") else "cpu"

@@ -68,7 +68,7 @@ class TransformersBackend(Backend):
         super().__init__(settings)
         load_args: dict[str, Any] = {
             "dtype": _dtype(settings.dtype),
-            "device_map": _device(settings.device),
+            "device_map": resolved_device(settings.device),
         }
         if settings.attn_implementation:
             load_args["attn_implementation"] = settings.attn_implementation
@@ -353,7 +353,9 @@ def _dtype(name: str) -> str | torch.dtype:
     return dtype
 
 
-def _device(name: str) -> str:
+def resolved_device(name: str) -> str:
+    """A device setting as torch takes it: ``auto`` is CUDA where there is one, else CPU; the
+    one rule for every in-process model (backend, retrieval embedder, Phase Two's DPO)."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name

@@ -112,11 +112,11 @@ class TransformersEmbedder:
                 f"embedder must be 'hashing' or a local transformers model directory; "
                 f"{path!r} is neither"
             )
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        from taskmem_bench.backends.hf import resolved_device
+
+        device = resolved_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
         self._cache: dict[str, np.ndarray] = {}
