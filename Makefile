@@ -49,6 +49,9 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/batching.py
+	$(BIN)/python benchmarks/pipeline.py --latency 6
+	$(BIN)/python benchmarks/pipeline.py --latency balanced
+	$(BIN)/python benchmarks/ray_scaling.py
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

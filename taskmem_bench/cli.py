@@ -86,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     run.add_argument(
+        "--executor", choices=("local", "ray"),
+        help="where streams run: this process (local, the default) or Ray actors (the [ray] "
+        "extra; ray_actors, ray_gpus_per_actor ... as --set); the same as --set executor=",
+    )
+    run.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="the Ray cluster to join with --executor ray (default: a running one, else a new "
+        "local one); the same as --set ray_address=",
+    )
+    run.add_argument(
         "--progress-every", type=float, default=30.0, metavar="SECONDS",
         help="seconds between plain progress lines when stderr is not a terminal (default 30)",
     )
@@ -156,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
             f"--progress-every must be a positive number of seconds, got {args.progress_every}"
         )
     overrides = [parse_override(text) for text in args.overrides]
+    overrides += [("run.executor", args.executor)] if args.executor else []
+    overrides += [("run.ray_address", args.ray_address)] if args.ray_address else []
     _check_override_keys(task, policies, args.reader, overrides)
     check_int64(args.seed, "--seed")
     check_int64(args.limit, "--limit")
@@ -233,6 +245,8 @@ def _resume_command(args: argparse.Namespace, out_root: Path) -> str:
     words += ["--reader", args.reader] if args.reader else []
     words += ["--limit", str(args.limit)] if args.limit is not None else []
     words += ["--seed", str(args.seed)]
+    words += ["--executor", args.executor] if args.executor else []
+    words += ["--ray-address", args.ray_address] if args.ray_address else []
     for override in args.overrides:
         words += ["--set", override]
     return shlex.join([*words, "--out", str(out_root), "--resume"])
@@ -293,6 +307,10 @@ def _run_one(
         )
     if outcome.resumed_streams:
         err.print(f"resumed {run_dir}: kept {outcome.resumed_streams} finished streams")
+    for lost in outcome.lost_workers:
+        err.print(f"[bold yellow]warning:[/] a Ray actor was lost ({escape(lost)}); its unfinished "
+                  "streams were started again on another, up to ray_stream_attempts",
+                  highlight=False, soft_wrap=True)
     return outcome
 
 

@@ -4,7 +4,7 @@ streams, failures, memory written per video-hour, timing of this invocation)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from taskmem_bench.memory import StoredEntry, count_tokens
@@ -25,6 +25,15 @@ class Timing:
     observe_s: float = 0.0
     read_s: float = 0.0
     judge_s: float = 0.0
+
+    def __add__(self, other: Timing) -> Timing:
+        """Both invocations' counts and seconds: a Ray run's is the sum of its actors'."""
+        return Timing(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                         for f in fields(self)})
+
+    def __sub__(self, other: Timing) -> Timing:
+        return Timing(**{f.name: getattr(self, f.name) - getattr(other, f.name)
+                         for f in fields(self)})
 
     def as_dict(self, wall_s: float) -> dict[str, float | None]:
         """Counts and seconds; ``realtime_factor`` is seconds of video memorized per second the

@@ -2,7 +2,8 @@
 
 A stream's *schedule* interleaves its clips (decoded once, in order, cut at every ask time) with
 its questions, so that a question is answered from the memory at its ``ask_time`` before any
-later clip of its stream is decoded or reaches the policy. The runner keeps a ``LiveStream``
+later clip of its stream reaches the policy (or, decoded in the runner's process, is decoded;
+decode workers decode ahead as the harness's private work). The engine keeps a ``LiveStream``
 per stream in flight, pulls each schedule up to its next clip, and sends the pending clips in
 batches that hold one clip from each of up to ``batch_size`` streams, which keeps a GPU backend
 busy.
@@ -31,25 +32,38 @@ class Checkpoint:
 CHECKPOINT = Checkpoint()
 
 
-def causal_order(
-    questions: Iterable[Question], clips: Iterable[Clip]
-) -> Iterator[Clip | Question | Checkpoint]:
+class CausalOrder(Iterator[Clip | Question | Checkpoint]):
     """The causal order of one stream: each question right after the last clip ending at or
     before its ask time, and before the first clip after it.
 
     Questions at a clip's end (the usual case: clips are cut at ask times) come before anything
     later is decoded. A question that falls in a gap between segments is only known to be due
     once the next clip has been decoded (its start shows that nothing ended in between); that
-    clip still reaches the policy only after the answer."""
-    due = deque(sorted(questions, key=lambda q: q.ask_time))
-    for clip in clips:
-        while due and due[0].ask_time <= clip.t_start:
-            yield due.popleft()
-        yield clip
-        while due and due[0].ask_time <= clip.t_end:
-            yield due.popleft()
-        yield CHECKPOINT
-    yield from due
+    clip still reaches the policy only after the answer. Closing the order closes ``clips``
+    (its decoder, here or in a decode worker), whether or not it was started."""
+
+    def __init__(self, questions: Iterable[Question], clips: Iterator[Clip]) -> None:
+        self._clips = clips
+        self._items = self._interleave(deque(sorted(questions, key=lambda q: q.ask_time)))
+
+    def __next__(self) -> Clip | Question | Checkpoint:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._items.close()
+        close = getattr(self._clips, "close", None)
+        if close is not None:
+            close()
+
+    def _interleave(self, due: deque[Question]) -> Iterator[Clip | Question | Checkpoint]:
+        for clip in self._clips:
+            while due and due[0].ask_time <= clip.t_start:
+                yield due.popleft()
+            yield clip
+            while due and due[0].ask_time <= clip.t_end:
+                yield due.popleft()
+            yield CHECKPOINT
+        yield from due
 
 
 @dataclass
@@ -60,7 +74,7 @@ class LiveStream:
     index: int
     episode: Episode
     store: MemoryStore
-    items: Iterator[Clip | Question | Checkpoint]
+    items: CausalOrder
     pending: Clip | None = None
     waiting_since: int = 0  # the round in which the pending clip was decoded
     exhausted: bool = False

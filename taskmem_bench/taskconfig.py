@@ -102,14 +102,57 @@ class RunSettings:
     adapt_timeout_s: float | None = 3600.0
     """Wall-clock limit of each ``Policy.end_wave`` (adapting may train for far longer than a
     call takes); None: ``call_timeout_s`` applies."""
+    decode_workers: int = 0
+    """Processes that decode streams ahead of the model (``decode``); 0: the runner decodes
+    each clip itself when it needs it."""
+    prefetch_clips: int = 2
+    """With decode workers: decoded clips each stream in flight may have waiting."""
+    decode_timeout_s: float = 600.0
+    """With decode workers: the longest wait for one clip before its stream fails."""
+    executor: str = "local"
+    """Where streams run: ``local`` (this process) or ``ray`` (actors, ``ray_executor``)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (``ray.init(address=...)``); None: a running one, else a new
+    local one."""
+    ray_actors: int | None = None
+    """Actors that streams are spread over; None: as many as the cluster has GPUs (when
+    ``ray_gpus_per_actor`` > 0) or CPUs for them."""
+    ray_cpus_per_actor: float | None = None
+    """CPUs Ray reserves for each actor; None: one, plus one per decode worker."""
+    ray_gpus_per_actor: float = 0.0
+    """GPUs Ray reserves for each actor (1: one model engine per GPU)."""
+    ray_stream_attempts: int = 3
+    """Actors a stream may be started on before an actor's loss fails it."""
+    ray_progress_timeout_s: float = 3600.0
+    """The longest an actor may go without a report before it is killed (its unfinished
+    streams are then retried like a lost actor's). It reports between rounds only, after each
+    that finishes a stream and else at most every 10 s, so this bounds one round, an actor's
+    first, in which it loads its models, included."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.streams_in_flight < 1:
             raise ValueError("batch_size and streams_in_flight must be at least 1")
-        for name in ("call_timeout_s", "adapt_timeout_s"):
+        if self.decode_workers < 0 or self.prefetch_clips < 1:
+            raise ValueError("decode_workers must be at least 0 and prefetch_clips at least 1")
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor must be 'local' or 'ray', got {self.executor!r}")
+        if (self.ray_actors is not None and self.ray_actors < 1) or self.ray_stream_attempts < 1:
+            raise ValueError("ray_actors and ray_stream_attempts must be at least 1")
+        if not (self.actor_cpus >= 0 and self.ray_gpus_per_actor >= 0):
+            raise ValueError("ray_cpus_per_actor and ray_gpus_per_actor must be at least 0")
+        for name in ("call_timeout_s", "adapt_timeout_s", "decode_timeout_s",
+                     "ray_progress_timeout_s"):
             limit = getattr(self, name)
             if limit is not None and not 0 < limit < math.inf:
                 raise ValueError(f"{name} must be positive and finite (or none)")
+
+    @property
+    def actor_cpus(self) -> float:
+        """CPUs each Ray actor reserves: ``ray_cpus_per_actor``, else its engine and its
+        decode workers, one each."""
+        if self.ray_cpus_per_actor is not None:
+            return self.ray_cpus_per_actor
+        return 1.0 + self.decode_workers
 
     @property
     def adapt_limit(self) -> tuple[str, float | None]:

@@ -7,9 +7,11 @@ doubles: they make what the runner hands them observable.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from taskmem_bench.memory import MemoryEntry
@@ -103,3 +105,47 @@ class SpyReader(Reader):
             self.inputs.append(request)
             self.log.append(("answer", request))
         return [ReaderOutput(raw="I cannot tell. Answer: E") for _ in inputs]
+
+
+@dataclass(frozen=True)
+class CrashConfig:
+    stream: str = ""
+    """Crash the process on this stream's last clip (``executor_error`` territory)."""
+    once_marker: str = ""
+    """A file: crash only while it does not exist (it is created before crashing), so a rerun
+    on a fresh process succeeds; empty: crash every time."""
+    hang: bool = False
+    """Hang there instead (for an hour), as a wedged GPU driver would."""
+    starts_log: str = ""
+    """A file each ``start_stream`` appends the stream's id to, across processes."""
+
+
+class CrashingPolicy(FrameDigestPolicy):
+    """Ends its own process the way a segfault or the OOM killer would (``os._exit``), or
+    hangs, on one stream's last clip, a moment after the streams before it finished."""
+
+    name = "crashing"
+    Config = CrashConfig
+
+    def __init__(self, config: CrashConfig | None = None, *, seed: int = 0) -> None:
+        super().__init__(DigestConfig(), seed=seed)
+        self.crash = config or CrashConfig()
+        self.durations: dict[str, float] = {}
+
+    def start_stream(self, info: StreamInfo) -> None:
+        if self.crash.starts_log:
+            with open(self.crash.starts_log, "a") as log:
+                log.write(info.stream_id + "\n")
+        self.durations[info.stream_id] = info.duration
+        super().start_stream(info)
+
+    def observe(self, clips: Sequence[Clip]) -> list[list[MemoryEntry]]:
+        for clip in clips:
+            if clip.stream_id == self.crash.stream and clip.t_end >= self.durations[clip.stream_id]:
+                marker = Path(self.crash.once_marker) if self.crash.once_marker else None
+                if marker is None or not marker.exists():
+                    if marker is not None:
+                        marker.touch()
+                    time.sleep(3600 if self.crash.hang else 1.0)  # parts sent reach the driver
+                    os._exit(1)
+        return super().observe(clips)
