@@ -19,6 +19,9 @@ decode).
     python benchmarks/pipeline.py [--streams 8] [--seconds 120] [--height 480]
         [--latency 6 | balanced] [--workers 2] [--prefetch 2] [--batch-size 8]
 
+Each run also writes to stderr the runner process's CPU seconds, its wait for clips and the
+policy's time (a diagnostic of where the time above the ideal went).
+
 ``--sizing`` prints instead the decode cost per video-hour on one core (this process pinned to
 one CPU) at 480p, 720p and 1080p, for the README's sizing table.
 """
