@@ -72,7 +72,8 @@ def failed_part(
     """The part of a stream that never ran to its end where it was started: every question
     failed with ``failure``, no memory."""
     stream = LiveStream(index=index, episode=episode,
-                        store=MemoryStore(episode.stream.id, plan.task.memory), items=iter(()))
+                        store=MemoryStore(episode.stream.id, plan.task.memory),
+                        items=CausalOrder((), iter(())))
     rows = sorted((failed_row(plan, stream, q, failure) for q in episode.stream.questions),
                   key=lambda r: (r.ask_time, r.question_id))
     return StreamPart(index, episode.stream.id, tuple(rows), (), failure)
@@ -100,7 +101,7 @@ class StreamEngine:
         self.policy_calls = CallGuard("policy", plan.settings.call_timeout_s)
         self.reader_calls = CallGuard("reader", plan.settings.call_timeout_s)
         self.scoring = plan.scoring
-        self.on_progress = on_progress  # ("clip" | "question" | "stream", stream id) done
+        self.on_progress = on_progress  # ("clip" | "question", stream id) done
         self.timing = Timing()
         self.rounds = 0
         self.streams_seen = self.questions_seen = 0  # given to the policy; adaptations record them
